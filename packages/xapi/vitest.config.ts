@@ -1,10 +1,15 @@
 import { defineProject } from 'vitest/config'
 
+const report = process.env.XAPI_OPS_TEST_REPORT
+
 export default defineProject({
   test: {
     name: 'xapi',
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    exclude: ['**/node_modules/**'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // .ci/run sums the JSON reports of every project into one closing line.
+    reporters: report ? ['default', ['json', { outputFile: `${report}/xapi.json` }]] : ['default'],
   },
 })
