@@ -1,0 +1,6 @@
+import { clientBench } from './client.js'
+import { simulatorBench } from './simulator.js'
+import type { Bench } from '../lib/types.js'
+
+/** Every benchmark, in the order they run. */
+export const BENCHES: Bench[] = [simulatorBench, clientBench]
