@@ -1,1 +1,1 @@
-export {}
+export * from './xva/index.js'

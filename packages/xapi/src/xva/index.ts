@@ -1,0 +1,1 @@
+export { DiskHasher, XVA_BLOCK_SIZE, isZeroBlock, zeroBlockDigest } from './disk-hash.js'
