@@ -1,0 +1,179 @@
+import { Readable } from 'node:stream'
+import { XapiClientError, XapiTransportError } from '../errors.js'
+import type { Ref } from '../refs.js'
+import type { TransferClient } from './client-shape.js'
+import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
+import { resolveExportOptions, type ExportVmOptions } from './options.js'
+import { openRequest } from './request.js'
+import { isTransportFailure, TransferRun } from './run.js'
+import { describeTarget, actionTarget } from './url.js'
+import { createVerifyingTap } from './verify.js'
+
+/** What `exportVm` resolves with. */
+export type ExportVmResult = {
+  /**
+   * The archive (`.xva`, or `.xva.gz`/`.xva.zst` as asked). Consume it or destroy it: destroying
+   * it cancels the export.
+   */
+  readonly body: Readable
+  /**
+   * Settles once `body` has been read to its end and the XAPI task is over: rejects with the
+   * task's `XapiError`, the XVA verification error, `XAPI_CLIENT_STALLED`, or `signal.reason`.
+   * The task is destroyed before it settles. A rejection not awaited is not reported as unhandled.
+   */
+  readonly task: Promise<void>
+  readonly taskRef: Ref<'task'>
+}
+
+const BODY_HIGH_WATER_MARK = 256 * 1024
+
+/**
+ * Streams the export of a halted or suspended VM (`GET /export`, or `/export_metadata` with
+ * `metadataOnly`), following redirects to the pool member that sees its storage.
+ *
+ * @example
+ * const { body, task } = await exportVm(client, vm, { compression: 'zstd', signal })
+ * await Promise.all([pipeline(body, createWriteStream('vm.xva.zst'), { signal }), task])
+ */
+export async function exportVm(
+  client: TransferClient,
+  vm: Ref<'VM'>,
+  options: ExportVmOptions = {}
+): Promise<ExportVmResult> {
+  const o = resolveExportOptions(options)
+  o.signal?.throwIfAborted()
+  const task = await client.createTask(`Export of VM ${vm}`)
+  const full = !o.metadataOnly
+  let target
+  try {
+    target = actionTarget(client.hostUrl(), full ? '/export' : '/export_metadata', {
+      session_id: await client.sessionRef(),
+      task_id: task.ref,
+      ref: vm,
+      use_compression: full ? (o.compression === 'none' ? 'false' : o.compression) : undefined,
+      preserve_power_state: full ? String(o.preservePowerState) : undefined,
+    })
+  } catch (error) {
+    await task.destroy().catch(() => {})
+    throw error
+  }
+  const run = new TransferRun(task, {
+    what: `GET ${describeTarget(target)}`,
+    signal: o.signal,
+    stallTimeoutMs: o.stallTimeoutMs,
+    onProgress: o.onProgress,
+  })
+  let conn: Connection
+  try {
+    const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal)
+    conn = opened.conn
+    if (opened.head.status !== 200) {
+      destroyConnection(conn)
+      // xapi answers 500 and fails the task with the reason (VM_BAD_POWER_STATE, …).
+      throw new XapiTransportError(
+        `HTTP ${opened.head.status} ${opened.head.reason} from GET ${describeTarget(conn.target)}`,
+        { status: opened.head.status }
+      )
+    }
+    const length = opened.head.headers.get('content-length')
+    if (length !== undefined) run.meter.setTotalBytes(Number(length))
+  } catch (error) {
+    await run.conclude(Promise.reject(error))
+    throw new Error('unreachable')
+  }
+  const { body, done } = streamBody(run, conn, full && o.verify)
+  const settled = run.conclude(done).then(() => undefined)
+  settled.catch((error: unknown) => {
+    if (!body.readableEnded) body.destroy(error as Error)
+  })
+  return { body, task: settled, taskRef: task.ref }
+}
+
+/** Wires socket → (verifying tap) → `body`; `done` resolves once `body` has been fully read. */
+function streamBody(
+  run: TransferRun,
+  conn: Connection,
+  verify: boolean
+): { body: Readable; done: Promise<void> } {
+  const source = conn.stream
+  const expected = run.meter.totalBytes
+  const tap = verify ? createVerifyingTap() : undefined
+  const upstream: Readable = tap ?? source
+  let received = 0
+
+  const body = new Readable({
+    highWaterMark: BODY_HIGH_WATER_MARK,
+    read() {
+      upstream.resume()
+    },
+    destroy(error, callback) {
+      if (!body.readableEnded) {
+        run.fail(
+          error ??
+            new XapiClientError(
+              'XAPI_CLIENT_BODY_DESTROYED',
+              'the export body was destroyed before its end'
+            )
+        )
+      }
+      callback(error)
+    },
+  })
+
+  const done = new Promise<void>((resolve, reject) => {
+    run.signal.addEventListener(
+      'abort',
+      () => {
+        destroyConnection(conn, true)
+        tap?.destroy()
+        const reason: unknown = run.signal.reason
+        reject(reason)
+        // A broken connection waits for the task's verdict (see TransferRun); anything else
+        // (abort, stall, verification failure) ends the body now.
+        if (!body.destroyed && !body.readableEnded && !isTransportFailure(reason)) {
+          body.destroy(reason as Error)
+        }
+      },
+      { once: true }
+    )
+    body.once('end', () => resolve())
+  })
+  done.catch(() => {})
+
+  source.on('data', (chunk: Buffer) => {
+    received += chunk.length
+    run.meter.addBytes(chunk.length)
+  })
+  source.once('end', () => {
+    if (expected !== undefined && received < expected) {
+      run.fail(
+        new XapiTransportError(
+          `GET ${describeTarget(conn.target)} ended after ${received} of ${expected} bytes`
+        )
+      )
+    }
+  })
+  source.once('close', () => {
+    if (!source.readableEnded) {
+      const cause = conn.error
+      run.fail(
+        cause
+          ? wrapSocketError(cause, conn.target)
+          : new XapiTransportError(`GET ${describeTarget(conn.target)}: connection closed`)
+      )
+    }
+  })
+  if (tap) {
+    source.pipe(tap)
+    tap.once('error', (error) => run.fail(error))
+  }
+  upstream.on('data', (chunk: Buffer) => {
+    if (!body.push(chunk)) upstream.pause()
+  })
+  upstream.once('end', () => {
+    if (!run.signal.aborted) body.push(null)
+  })
+  upstream.pause()
+  run.setWaitingOnPeer(() => upstream.isPaused() || (tap !== undefined && source.isPaused()))
+  return { body, done }
+}

@@ -1,0 +1,203 @@
+import type { Readable } from 'node:stream'
+import { XapiClientError, XapiProtocolError, XapiTransportError } from '../errors.js'
+import type { Ref } from '../refs.js'
+import type { TransferClient } from './client-shape.js'
+import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
+import { resolveImportOptions, type ImportVmOptions } from './options.js'
+import { openRequest } from './request.js'
+import { TransferRun } from './run.js'
+import { actionTarget, describeTarget, type Target } from './url.js'
+
+/**
+ * Imports an XVA archive (`PUT /import`, plain, gzip or zstd: xapi sniffs it) and resolves with
+ * the refs of the new VMs. The request head is sent first and the body only after xapi's answer
+ * (200, or a 302 to the pool member that sees the SR, followed). `source` is consumed; on failure
+ * it is destroyed (an `exportVm` body then cancels its export).
+ *
+ * @example
+ * const { size } = await stat(file)
+ * const [vm] = await importVm(client, createReadStream(file), { sr, length: size, signal })
+ */
+export async function importVm(
+  client: TransferClient,
+  source: Readable | AsyncIterable<Buffer>,
+  options: ImportVmOptions = {}
+): Promise<Ref<'VM'>[]> {
+  try {
+    if (typeof (source as Partial<AsyncIterable<Buffer>>)?.[Symbol.asyncIterator] !== 'function') {
+      throw new TypeError('Expected `source` to be a Readable or an AsyncIterable of Buffers')
+    }
+    const o = resolveImportOptions(options)
+    o.signal?.throwIfAborted()
+    const task = await client.createTask('Import of VM')
+    let target: Target
+    try {
+      target = actionTarget(client.hostUrl(), '/import', {
+        session_id: await client.sessionRef(),
+        task_id: task.ref,
+        restore: String(o.restore),
+        force: String(o.force),
+        sr_id: o.sr,
+      })
+    } catch (error) {
+      await task.destroy().catch(() => {})
+      throw error
+    }
+    const run = new TransferRun(task, {
+      what: `PUT ${describeTarget(target)}`,
+      signal: o.signal,
+      stallTimeoutMs: o.stallTimeoutMs,
+      totalBytes: o.length,
+      onProgress: o.onProgress,
+    })
+    const result = await run.conclude(upload(run, client, target, source, o.length))
+    return decodeVmRefs(result)
+  } catch (error) {
+    destroySource(source, error)
+    throw error
+  }
+}
+
+async function upload(
+  run: TransferRun,
+  client: TransferClient,
+  target: Target,
+  source: AsyncIterable<Buffer>,
+  length: number | undefined
+): Promise<void> {
+  const headers: Record<string, string> = { Connection: 'close' }
+  if (length !== undefined) headers['Content-Length'] = String(length)
+  const { conn, head } = await openRequest(
+    (u) => client.agentFor(u),
+    'PUT',
+    target,
+    headers,
+    run.signal
+  )
+  run.signal.addEventListener('abort', () => destroyConnection(conn, true), { once: true })
+  if (head.status !== 200) {
+    destroyConnection(conn)
+    // 403 for a Transfer-Encoding, 500/400 for DEFAULT_SR_NOT_FOUND…: the task says which.
+    throw new XapiTransportError(
+      `HTTP ${head.status} ${head.reason} from PUT ${describeTarget(conn.target)}`,
+      { status: head.status }
+    )
+  }
+  // Everything after the 200 is reported through the task; drain what the server may still send.
+  conn.stream.on('data', () => {})
+  conn.stream.resume()
+  await sendBody(run, conn, source, length)
+}
+
+async function sendBody(
+  run: TransferRun,
+  conn: Connection,
+  source: AsyncIterable<Buffer>,
+  length: number | undefined
+): Promise<void> {
+  const { stream } = conn
+  const iterator = source[Symbol.asyncIterator]()
+  const aborted = new Promise<never>((_, reject) => {
+    if (run.signal.aborted) reject(run.signal.reason)
+    run.signal.addEventListener('abort', () => reject(run.signal.reason), { once: true })
+  })
+  aborted.catch(() => {})
+  let waitingOnSource = true
+  run.setWaitingOnPeer(() => waitingOnSource)
+  let sent = 0
+  try {
+    for (;;) {
+      waitingOnSource = true
+      const next = await Promise.race([iterator.next(), aborted])
+      waitingOnSource = false
+      if (next.done) break
+      const chunk = toBuffer(next.value)
+      if (length !== undefined && sent + chunk.length > length) {
+        throw lengthMismatch(`more than the ${length} bytes given as \`length\``)
+      }
+      checkWritable(conn)
+      sent += chunk.length
+      if (!stream.write(chunk)) await drained(conn, aborted)
+      run.meter.addBytes(chunk.length)
+    }
+  } catch (error) {
+    void Promise.resolve(iterator.return?.()).catch(() => {})
+    throw error
+  }
+  if (length !== undefined && sent !== length) {
+    throw lengthMismatch(`${sent} bytes where \`length\` said ${length}`)
+  }
+  checkWritable(conn)
+  // Half-close: for a close-delimited body this FIN is the end of the archive.
+  stream.end()
+}
+
+function lengthMismatch(what: string): XapiClientError {
+  return new XapiClientError('XAPI_CLIENT_LENGTH_MISMATCH', `import source gave ${what}`)
+}
+
+function checkWritable(conn: Connection): void {
+  const { stream } = conn
+  if (conn.error) throw wrapSocketError(conn.error, conn.target)
+  if (stream.destroyed || stream.writableEnded || !stream.writable) {
+    throw new XapiTransportError(
+      `PUT ${describeTarget(conn.target)}: connection closed by the server`
+    )
+  }
+}
+
+function drained(conn: Connection, aborted: Promise<never>): Promise<void> {
+  const { stream } = conn
+  let cleanup = () => {}
+  const ready = new Promise<void>((resolve, reject) => {
+    const onDrain = () => resolve()
+    const onClose = () =>
+      reject(
+        conn.error
+          ? wrapSocketError(conn.error, conn.target)
+          : new XapiTransportError(
+              `PUT ${describeTarget(conn.target)}: connection closed by the server`
+            )
+      )
+    const onError = (error: Error) => reject(wrapSocketError(error, conn.target))
+    stream.once('drain', onDrain)
+    stream.once('close', onClose)
+    stream.once('error', onError)
+    cleanup = () => {
+      stream.off('drain', onDrain)
+      stream.off('close', onClose)
+      stream.off('error', onError)
+    }
+  })
+  return Promise.race([ready, aborted]).finally(cleanup)
+}
+
+function toBuffer(chunk: unknown): Buffer {
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (chunk instanceof Uint8Array)
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw new TypeError(`Expected the import source to yield Buffers, got ${typeof chunk}`)
+}
+
+function destroySource(source: unknown, error: unknown): void {
+  const s = source as Partial<Readable> | null
+  if (typeof s?.destroy === 'function' && s.destroyed === false) s.destroy(error as Error)
+}
+
+/** The task result of `/import`: an XML-RPC array of VM refs (`<value><array>…`). */
+export function decodeVmRefs(result: unknown): Ref<'VM'>[] {
+  if (Array.isArray(result) && result.every((r) => typeof r === 'string')) {
+    return result as Ref<'VM'>[]
+  }
+  if (typeof result === 'string') {
+    const refs = [
+      ...result.matchAll(/<value>(?:<string>)?\s*(OpaqueRef:[^<\s]*)\s*(?:<\/string>)?<\/value>/g),
+    ]
+    if (refs.length > 0 || /<array>\s*<data>\s*<\/data>\s*<\/array>|<data\s*\/>/.test(result)) {
+      return refs.map((m) => m[1] as Ref<'VM'>)
+    }
+  }
+  throw new XapiProtocolError(
+    `unexpected result of an import task: ${String(result).slice(0, 200)}`
+  )
+}

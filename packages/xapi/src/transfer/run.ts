@@ -1,0 +1,190 @@
+import { XapiClientError, XapiTransportError, isXapiError } from '../errors.js'
+import type { Ref } from '../refs.js'
+import { TransferMeter, type TransferProgress } from './progress.js'
+
+/** The part of a client task handle a transfer uses (`client.createTask(label)`). */
+export type TransferTask = {
+  readonly ref: Ref<'task'>
+  wait(options: { signal?: AbortSignal; onProgress?: (progress: number) => void }): Promise<unknown>
+  cancel(): Promise<unknown>
+  destroy(): Promise<unknown>
+}
+
+type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown }
+
+/** How long to wait for the task's verdict once the HTTP side failed or the task was cancelled. */
+export const TASK_VERDICT_GRACE_MS = 15_000
+
+/** Code of the error raised by the stall watchdog. */
+export const XAPI_CLIENT_STALLED = 'XAPI_CLIENT_STALLED'
+
+/**
+ * One export or import: the task's lifecycle, the stall watchdog, cancellation and the choice of
+ * the error the caller sees. `signal` aborts every I/O of the transfer on the first failure.
+ */
+export class TransferRun {
+  readonly meter: TransferMeter
+  readonly task: TransferTask
+  readonly #ctl = new AbortController()
+  readonly #watchCtl = new AbortController()
+  readonly #userSignal: AbortSignal | undefined
+  readonly #outcome: Promise<Outcome>
+  readonly #watchdog: NodeJS.Timeout
+  readonly #stallTimeoutMs: number
+  readonly #what: string
+  #waitingOnPeer: () => boolean = () => false
+  #settled = false
+
+  constructor(
+    task: TransferTask,
+    options: {
+      /** What is transferred, for messages (`GET https://host/export`). */
+      what: string
+      signal?: AbortSignal | undefined
+      stallTimeoutMs: number
+      totalBytes?: number | undefined
+      onProgress?: ((p: TransferProgress) => void) | undefined
+    }
+  ) {
+    this.task = task
+    this.#what = options.what
+    this.#userSignal = options.signal
+    this.#stallTimeoutMs = options.stallTimeoutMs
+    this.meter = new TransferMeter({
+      totalBytes: options.totalBytes,
+      onProgress: options.onProgress,
+      onError: (error) => this.fail(error),
+    })
+    this.#outcome = task
+      .wait({
+        signal: this.#watchCtl.signal,
+        onProgress: (p) => this.meter.setTaskProgress(p),
+      })
+      .then(
+        (result): Outcome => ({ ok: true, result }),
+        (error: unknown): Outcome => ({ ok: false, error })
+      )
+    const onAbort = () => this.fail(options.signal?.reason)
+    if (options.signal?.aborted) onAbort()
+    else options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.#ctl.signal.addEventListener(
+      'abort',
+      () => options.signal?.removeEventListener('abort', onAbort),
+      { once: true }
+    )
+    const period = Math.max(10, Math.min(1_000, Math.floor(this.#stallTimeoutMs / 4)))
+    this.#watchdog = setInterval(() => this.#checkStall(), period)
+    this.#watchdog.unref()
+  }
+
+  /** Aborted on the first failure (user abort, stall, I/O error): every I/O listens to it. */
+  get signal(): AbortSignal {
+    return this.#ctl.signal
+  }
+
+  /** Tells the watchdog when the other side (our consumer, or our source) is the one to wait for. */
+  setWaitingOnPeer(predicate: () => boolean): void {
+    this.#waitingOnPeer = predicate
+  }
+
+  /** Records the first failure and aborts the transfer's I/O. */
+  fail(error: unknown): void {
+    if (!this.#ctl.signal.aborted) this.#ctl.abort(error)
+  }
+
+  #checkStall(): void {
+    if (this.#ctl.signal.aborted) return
+    if (this.#waitingOnPeer()) return this.meter.touch()
+    const idleMs = Date.now() - this.meter.lastActivity
+    if (idleMs < this.#stallTimeoutMs) return
+    this.fail(
+      new XapiClientError(
+        XAPI_CLIENT_STALLED,
+        `${this.#what} stalled: no data and no task progress for ${this.#stallTimeoutMs} ms ` +
+          `(${this.meter.bytes} bytes transferred)`
+      )
+    )
+  }
+
+  /**
+   * Concludes the transfer once the HTTP side has settled (`http` resolved: every byte went
+   * through; rejected: why not). Resolves with the task's result; rejects with the error the
+   * caller should see. The task is cancelled when needed and always destroyed.
+   */
+  async conclude(http: Promise<void>): Promise<unknown> {
+    try {
+      try {
+        await http
+        this.signal.throwIfAborted()
+      } catch (error) {
+        this.fail(error)
+        throw await this.#verdictAfterFailure(this.#ctl.signal.reason)
+      }
+      const outcome = await Promise.race([this.#outcome, aborted(this.signal)])
+      if (outcome === undefined) throw await this.#verdictAfterFailure(this.signal.reason)
+      if (!outcome.ok) throw outcome.error
+      this.meter.complete()
+      return outcome.result
+    } finally {
+      await this.#dispose()
+    }
+  }
+
+  async #verdictAfterFailure(error: unknown): Promise<unknown> {
+    if (isTransportFailure(error)) {
+      // The connection only tells "closed": the task says why (e.g. VM_BAD_POWER_STATE, an
+      // import error). Wait for it before blaming the network.
+      const outcome = await this.#verdict()
+      if (outcome !== undefined && !outcome.ok) return outcome.error
+    }
+    await this.task.cancel().catch(() => {})
+    await this.#verdict()
+    return error
+  }
+
+  async #verdict(): Promise<Outcome | undefined> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, TASK_VERDICT_GRACE_MS, undefined)
+    })
+    try {
+      return await Promise.race([this.#outcome, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #dispose(): Promise<void> {
+    if (this.#settled) return
+    this.#settled = true
+    clearInterval(this.#watchdog)
+    this.fail(new XapiClientError('XAPI_CLIENT_CLOSED', `${this.#what} is over`))
+    this.#watchCtl.abort()
+    await this.task.destroy().catch(() => {})
+  }
+
+  /** Whether the user's signal caused `error`. */
+  isUserAbort(error: unknown): boolean {
+    return this.#userSignal?.aborted === true && error === this.#userSignal.reason
+  }
+}
+
+/** Errors that only say "the connection broke": the task's own error is more telling. */
+export function isTransportFailure(error: unknown): boolean {
+  if (error instanceof XapiTransportError) return true
+  if (isXapiError(error, 'IMPORT_ERROR_PREMATURE_EOF')) return true
+  const code = (error as { code?: unknown } | null)?.code
+  return (
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'IMPORT_ERROR_PREMATURE_EOF'
+  )
+}
+
+function aborted(signal: AbortSignal): Promise<undefined> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve(undefined)
+    else signal.addEventListener('abort', () => resolve(undefined), { once: true })
+  })
+}
