@@ -7,7 +7,7 @@ import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import { openRequest } from './request.js'
 import { isTransportFailure, TransferRun } from './run.js'
 import { describeTarget, actionTarget } from './url.js'
-import { createVerifyingTap } from './verify.js'
+import { createVerifyingTap, verifiedFraction } from './verify.js'
 
 /** What `exportVm` resolves with. */
 export type ExportVmResult = {
@@ -81,7 +81,7 @@ export async function exportVm(
     await run.conclude(Promise.reject(error))
     throw new Error('unreachable')
   }
-  const { body, done } = streamBody(run, conn, full && o.verify)
+  const { body, done } = streamBody(run, conn, o.verify, o.metadataOnly)
   const settled = run.conclude(done).then(() => undefined)
   settled.catch((error: unknown) => {
     if (!body.readableEnded) body.destroy(error as Error)
@@ -93,11 +93,13 @@ export async function exportVm(
 function streamBody(
   run: TransferRun,
   conn: Connection,
-  verify: boolean
+  verify: boolean,
+  metadataOnly: boolean
 ): { body: Readable; done: Promise<void> } {
   const source = conn.stream
   const expected = run.meter.totalBytes
-  const tap = verify ? createVerifyingTap() : undefined
+  const tap = verify ? createVerifyingTap({ metadataOnly }) : undefined
+  if (tap) run.meter.setFractionSource(() => verifiedFraction(tap))
   const upstream: Readable = tap ?? source
   let received = 0
 

@@ -34,8 +34,7 @@ export type ExportVmOptions = {
   readonly stallTimeoutMs?: number
   /**
    * Verify the archive in flight as xapi's importer would (order, sizes, checksums, clean end):
-   * a failure destroys `body` and rejects `task` with the XVA error. Metadata exports are not
-   * verified.
+   * a failure destroys `body` and rejects `task` with the XVA error.
    * @default true
    */
   readonly verify?: boolean

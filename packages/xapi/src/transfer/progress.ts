@@ -6,7 +6,8 @@ export type TransferProgress = {
   readonly totalBytes?: number
   /**
    * Completion in [0, 1], monotonic, 1 at the end: `bytes / totalBytes` when the total is known,
-   * else the task's progress (xapi counts disk MiB); absent until either is known.
+   * else the task's progress (xapi counts disk MiB) or the verified share of the disks, whichever
+   * is ahead; absent until one is known.
    */
   readonly fraction?: number
   /** Recent throughput, averaged over the last few seconds. */
@@ -32,6 +33,7 @@ export class TransferMeter {
   #samples: Array<[time: number, bytes: number]> = [[Date.now(), 0]]
   #onProgress: ((p: TransferProgress) => void) | undefined
   #onError: (error: unknown) => void
+  #fractionSource: (() => number | undefined) | undefined
 
   constructor(options: {
     totalBytes?: number | undefined
@@ -51,6 +53,11 @@ export class TransferMeter {
   /** Sets the expected total once known (e.g. from `Content-Length`). */
   setTotalBytes(total: number): void {
     if (Number.isSafeInteger(total) && total >= 0) this.#totalBytes = total
+  }
+
+  /** Another estimate of completion (e.g. disk positions verified), used with the task's. */
+  setFractionSource(source: () => number | undefined): void {
+    this.#fractionSource = source
   }
 
   get bytes(): number {
@@ -107,8 +114,11 @@ export class TransferMeter {
     let f: number | undefined
     if (this.#totalBytes !== undefined) {
       f = this.#totalBytes > 0 ? Math.min(this.#bytes / this.#totalBytes, 1) : 0
-    } else if (this.#taskProgress !== undefined) {
-      f = this.#taskProgress
+    } else {
+      const other = this.#fractionSource?.()
+      if (this.#taskProgress !== undefined || other !== undefined) {
+        f = Math.min(Math.max(this.#taskProgress ?? 0, other ?? 0), 1)
+      }
     }
     if (f === undefined) return this.#fraction
     this.#fraction = Math.max(this.#fraction ?? 0, f)
