@@ -1,0 +1,110 @@
+import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import type tls from 'node:tls'
+import { XapiTlsError } from '../errors.js'
+
+/** The TLS policy shared by every connection of a client, to any pool member. */
+export type TlsPolicy = {
+  readonly ca: string | Buffer | undefined
+  /** Normalised `AB:CD:…` SHA-256 fingerprint, or undefined. */
+  readonly fingerprint: string | undefined
+  readonly allowUnauthorized: boolean
+}
+
+const KEEP_ALIVE = { keepAlive: true, keepAliveMsecs: 1_000, scheduling: 'lifo' } as const
+
+/**
+ * Keep-alive agents applying one TLS policy. A pin is checked on every new TLS connection,
+ * whatever the host, so following `HOST_IS_SLAVE` or a redirect can never bypass it.
+ */
+export class AgentPool {
+  readonly #policy: TlsPolicy
+  #https: https.Agent | undefined
+  #http: http.Agent | undefined
+  readonly #unix = new Map<string, http.Agent>()
+
+  constructor(policy: TlsPolicy) {
+    this.#policy = policy
+  }
+
+  /** The agent for `url` (`https:`, `http:` or `unix:/socket/path`). */
+  agentFor(url: URL): http.Agent | https.Agent {
+    switch (url.protocol) {
+      case 'https:':
+        return (this.#https ??= createTlsAgent(this.#policy))
+      case 'http:':
+        return (this.#http ??= new http.Agent(KEEP_ALIVE))
+      case 'unix:': {
+        const path = url.pathname
+        let agent = this.#unix.get(path)
+        if (agent === undefined) {
+          agent = new http.Agent(KEEP_ALIVE)
+          // Whatever host the request names, dial the socket.
+          agent.createConnection = () => net.createConnection(path)
+          this.#unix.set(path, agent)
+        }
+        return agent
+      }
+      default:
+        throw new TypeError(`No agent for the ${url.protocol} scheme`)
+    }
+  }
+
+  destroy(): void {
+    this.#https?.destroy()
+    this.#http?.destroy()
+    for (const agent of this.#unix.values()) agent.destroy()
+    this.#https = undefined
+    this.#http = undefined
+    this.#unix.clear()
+  }
+}
+
+function createTlsAgent(policy: TlsPolicy): https.Agent {
+  // Verification is done by hand on `secureConnect` (synchronously, before any request byte is
+  // flushed) so that a pin can accept a self-signed certificate and refusals can name the
+  // fingerprint the server presented. No TLS session cache: every connection is fully verified.
+  const agent = new https.Agent({
+    ...KEEP_ALIVE,
+    ca: policy.ca,
+    rejectUnauthorized: false,
+    maxCachedSessions: 0,
+  })
+  const create = agent.createConnection.bind(agent) as (
+    options: object,
+    callback?: (err: Error | null, socket: net.Socket) => void
+  ) => tls.TLSSocket
+  agent.createConnection = ((options: tls.ConnectionOptions, callback?: never) => {
+    const socket = create(options, callback)
+    socket.once('secureConnect', () => {
+      const err = verifyPeer(socket, policy, options)
+      if (err) socket.destroy(err)
+    })
+    return socket
+  }) as typeof agent.createConnection
+  return agent
+}
+
+function verifyPeer(
+  socket: tls.TLSSocket,
+  policy: TlsPolicy,
+  options: tls.ConnectionOptions
+): XapiTlsError | undefined {
+  const where = `${options.host ?? options.servername ?? '?'}:${options.port ?? 443}`
+  const cert = socket.getPeerCertificate()
+  const actual = cert?.fingerprint256 || undefined
+  if (policy.fingerprint !== undefined) {
+    if (actual === policy.fingerprint) return undefined
+    return new XapiTlsError(
+      `TLS certificate of ${where} does not match the pinned fingerprint: expected ${policy.fingerprint}, got ${actual ?? 'no certificate'}`,
+      { pinMismatch: true, ...(actual && { fingerprint: actual }) }
+    )
+  }
+  if (policy.allowUnauthorized || socket.authorized) return undefined
+  const reason = String(socket.authorizationError ?? 'unknown reason')
+  return new XapiTlsError(
+    `TLS certificate of ${where} is not trusted (${reason})${actual ? `; its SHA-256 fingerprint is ${actual}` : ''}. Pass \`fingerprint\` to pin it, \`ca\` to trust its CA, or \`allowUnauthorized: true\``,
+    { cause: reason, ...(actual && { fingerprint: actual }) }
+  )
+}

@@ -1,0 +1,45 @@
+import type http from 'node:http'
+import type https from 'node:https'
+import { decodeJsonRpcResponse, isJsonRpcUnsupported, postJsonRpc } from './json-rpc.js'
+import { xmlRpcCall } from './xml-rpc.js'
+
+export type TransportMode = 'auto' | 'json-rpc' | 'xml-rpc'
+
+/**
+ * Sends calls over the configured protocol. In `auto` mode the first call goes to `/jsonrpc`;
+ * an error status or a non-JSON content type there (older hosts answer `text/xml`) switches the
+ * client to XML-RPC for good and the call is resent (the server did not run it).
+ */
+export class RpcChannel {
+  #mode: TransportMode
+  readonly #agentFor: (url: URL) => http.Agent | https.Agent
+
+  constructor(mode: TransportMode, agentFor: (url: URL) => http.Agent | https.Agent) {
+    this.#mode = mode
+    this.#agentFor = agentFor
+  }
+
+  /** The protocol in use, or `auto` before the first answer. */
+  get protocol(): TransportMode {
+    return this.#mode
+  }
+
+  async call(
+    base: URL,
+    method: string,
+    params: readonly unknown[],
+    signal: AbortSignal
+  ): Promise<unknown> {
+    const opts = { agentFor: this.#agentFor, signal }
+    if (this.#mode === 'xml-rpc') return xmlRpcCall(base, method, params, opts)
+    const res = await postJsonRpc(base, method, params, opts)
+    if (this.#mode === 'auto') {
+      if (isJsonRpcUnsupported(res)) {
+        this.#mode = 'xml-rpc'
+        return xmlRpcCall(base, method, params, opts)
+      }
+      this.#mode = 'json-rpc'
+    }
+    return decodeJsonRpcResponse(res, method)
+  }
+}
