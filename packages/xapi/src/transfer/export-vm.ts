@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import { XapiClientError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
 import type { TransferClient } from './client-shape.js'
+import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import { openRequest } from './request.js'
@@ -36,18 +37,18 @@ const BODY_HIGH_WATER_MARK = 256 * 1024
  * await Promise.all([pipeline(body, createWriteStream('vm.xva.zst'), { signal }), task])
  */
 export async function exportVm(
-  client: TransferClient,
+  client: XapiClient | TransferClient,
   vm: Ref<'VM'>,
   options: ExportVmOptions = {}
 ): Promise<ExportVmResult> {
   const o = resolveExportOptions(options)
   o.signal?.throwIfAborted()
-  const task = await client.createTask(`Export of VM ${vm}`)
+  const task = await client.createTask('Export of VM', vm)
   const full = !o.metadataOnly
   let target
   try {
     target = actionTarget(client.hostUrl(), full ? '/export' : '/export_metadata', {
-      session_id: await client.sessionRef(),
+      session_id: await client.sessionRef(o.signal),
       task_id: task.ref,
       ref: vm,
       use_compression: full ? (o.compression === 'none' ? 'false' : o.compression) : undefined,
@@ -66,6 +67,7 @@ export async function exportVm(
   let conn: Connection
   try {
     const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal)
+    run.markAnswered()
     conn = opened.conn
     if (opened.head.status !== 200) {
       destroyConnection(conn)
@@ -78,8 +80,7 @@ export async function exportVm(
     const length = opened.head.headers.get('content-length')
     if (length !== undefined) run.meter.setTotalBytes(Number(length))
   } catch (error) {
-    await run.conclude(Promise.reject(error))
-    throw new Error('unreachable')
+    return await run.abandon(error)
   }
   const { body, done } = streamBody(run, conn, o.verify, o.metadataOnly)
   const settled = run.conclude(done).then(() => undefined)

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import { XapiClientError, XapiProtocolError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
 import type { TransferClient } from './client-shape.js'
+import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
 import { resolveImportOptions, type ImportVmOptions } from './options.js'
 import { openRequest } from './request.js'
@@ -19,7 +20,7 @@ import { actionTarget, describeTarget, type Target } from './url.js'
  * const [vm] = await importVm(client, createReadStream(file), { sr, length: size, signal })
  */
 export async function importVm(
-  client: TransferClient,
+  client: XapiClient | TransferClient,
   source: Readable | AsyncIterable<Buffer>,
   options: ImportVmOptions = {}
 ): Promise<Ref<'VM'>[]> {
@@ -33,7 +34,7 @@ export async function importVm(
     let target: Target
     try {
       target = actionTarget(client.hostUrl(), '/import', {
-        session_id: await client.sessionRef(),
+        session_id: await client.sessionRef(o.signal),
         task_id: task.ref,
         restore: String(o.restore),
         force: String(o.force),
@@ -74,6 +75,7 @@ async function upload(
     headers,
     run.signal
   )
+  run.markAnswered()
   run.signal.addEventListener('abort', () => destroyConnection(conn, true), { once: true })
   if (head.status !== 200) {
     destroyConnection(conn)

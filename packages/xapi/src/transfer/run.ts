@@ -34,6 +34,7 @@ export class TransferRun {
   readonly #what: string
   #waitingOnPeer: () => boolean = () => false
   #settled = false
+  #answered = false
 
   constructor(
     task: TransferTask,
@@ -87,6 +88,15 @@ export class TransferRun {
     this.#waitingOnPeer = predicate
   }
 
+  /**
+   * Records that xapi answered the request: from then on its handler owns the task (it fails it,
+   * or takes it over with a 200), so a failure waits for the task's verdict. Before that, xapi
+   * never saw the task and it is simply destroyed.
+   */
+  markAnswered(): void {
+    this.#answered = true
+  }
+
   /** Records the first failure and aborts the transfer's I/O. */
   fail(error: unknown): void {
     if (!this.#ctl.signal.aborted) this.#ctl.abort(error)
@@ -130,7 +140,14 @@ export class TransferRun {
     }
   }
 
+  /** Concludes a transfer that failed before its body: always rejects (see `conclude`). */
+  async abandon(error: unknown): Promise<never> {
+    await this.conclude(Promise.reject(error))
+    throw error
+  }
+
   async #verdictAfterFailure(error: unknown): Promise<unknown> {
+    if (!this.#answered) return error
     if (isTransportFailure(error)) {
       // The connection only tells "closed": the task says why (e.g. VM_BAD_POWER_STATE, an
       // import error). Wait for it before blaming the network.

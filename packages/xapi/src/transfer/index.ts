@@ -1,0 +1,7 @@
+export { exportVm } from './export-vm.js'
+export type { ExportVmResult } from './export-vm.js'
+export { importVm } from './import-vm.js'
+export type { ExportVmOptions, ImportVmOptions } from './options.js'
+export { DEFAULT_STALL_TIMEOUT_MS } from './options.js'
+export type { TransferProgress } from './progress.js'
+export { XAPI_CLIENT_STALLED } from './run.js'
