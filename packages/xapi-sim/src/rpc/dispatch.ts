@@ -1,0 +1,144 @@
+import { setTimeout as delay } from 'node:timers/promises'
+import { XapiFailure, toErrorDescription } from '../errors.js'
+import { newRef } from '../model/db.js'
+import { completeTask, createTask, failTask, syncHandle, taskHandle } from '../model/tasks.js'
+import { REDACTED, type HostRuntime, type SimSession, type SimState } from '../state.js'
+import { resolveMethod } from './generic.js'
+import type { CallCtx } from './registry.js'
+
+export type Outcome = { ok: true; value: unknown } | { ok: false; description: string[] }
+
+const LOGIN_METHODS = new Set([
+  'session.login_with_password',
+  'session.slave_local_login_with_password',
+])
+
+function redact(state: SimState, v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return state.sessions.has(v) ? REDACTED : v
+  if (depth > 3 || typeof v !== 'object' || v === null || v instanceof Date) return v
+  if (Array.isArray(v)) return v.length > 100 ? v : v.map((x) => redact(state, x, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, x] of Object.entries(v)) out[k] = redact(state, x, depth + 1)
+  return out
+}
+
+/**
+ * Runs one RPC as xapi would: method lookup (MESSAGE_METHOD_UNKNOWN), arity
+ * (MESSAGE_PARAMETER_COUNT_MISMATCH), HOST_IS_SLAVE on a non-master, session check
+ * (SESSION_INVALID), injected faults, then the call itself (or, for `Async.*`, a task).
+ * Never throws: every failure is an ErrorDescription.
+ */
+export async function dispatch(
+  state: SimState,
+  host: HostRuntime,
+  method: string,
+  params: unknown[],
+  transport: 'xml-rpc' | 'json-rpc'
+): Promise<Outcome> {
+  const started = performance.now()
+  let session: SimSession | undefined
+  let outcome: Outcome
+  const latency = state.faults.currentLatencyMs
+  try {
+    if (latency > 0) await delay(latency)
+    const value = await call(state, host, method, params, (s) => (session = s))
+    outcome = { ok: true, value }
+  } catch (e) {
+    outcome = { ok: false, description: toErrorDescription(e) }
+  }
+  const recorded = params.map((p, i) => {
+    if (LOGIN_METHODS.has(method) && i === 1) return REDACTED
+    return redact(state, p)
+  })
+  state.record({
+    method,
+    params: recorded,
+    ...(session ? { session: (session as SimSession).uuid } : {}),
+    host: host.name,
+    transport,
+    durationMs: performance.now() - started,
+    outcome: outcome.ok
+      ? 'success'
+      : outcome.description[0] === 'INTERNAL_ERROR'
+        ? 'error'
+        : 'failure',
+    ...(outcome.ok ? {} : { error: outcome.description }),
+  })
+  return outcome
+}
+
+async function call(
+  state: SimState,
+  host: HostRuntime,
+  method: string,
+  params: unknown[],
+  onSession: (s: SimSession) => void
+): Promise<unknown> {
+  const isAsync = method.startsWith('Async.')
+  const base = isAsync ? method.slice(6) : method
+  const spec = resolveMethod(base)
+  if (!spec || (isAsync && !spec.async)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', [method])
+  const withSession = spec.session !== false
+  const received = params.length
+  const offset = withSession ? 1 : 0
+  if (!spec.arity.some((n) => n + offset === received)) {
+    throw new XapiFailure('MESSAGE_PARAMETER_COUNT_MISMATCH', [
+      method,
+      String(spec.arity[0]! + offset),
+      String(received),
+    ])
+  }
+  const pool = host.pool
+  const master = state.masterOf(pool)
+  if (!spec.anyHost && master !== host) {
+    throw new XapiFailure('HOST_IS_SLAVE', [master.url.replace(/^https?:\/\//, '')])
+  }
+  let session: SimSession | undefined
+  if (withSession) {
+    session = state.session(params[0], pool)
+    onSession(session)
+    session.calls++
+    session.lastActive = new Date()
+    if (state.faults.sessionExpired(session.calls)) {
+      state.logout(session.ref)
+      throw new XapiFailure('SESSION_INVALID', [session.ref])
+    }
+  }
+  const args = params.slice(offset)
+  const injected = state.faults.takeFailure(method)
+  if (injected) throw injected
+  const db = pool.db
+  if (!isAsync) {
+    const ctx: CallCtx = {
+      state,
+      pool,
+      db,
+      host,
+      session,
+      task: syncHandle(newRef()),
+      method: base,
+    }
+    return await spec.run(ctx, args)
+  }
+  const taskRef = createTask(db, { name_label: method, hostRef: host.ref })
+  const ctx: CallCtx = {
+    state,
+    pool,
+    db,
+    host,
+    session,
+    task: taskHandle(db, taskRef),
+    method: base,
+  }
+  void (async () => {
+    try {
+      const asyncInjected = state.faults.takeFailure(base)
+      if (asyncInjected) throw asyncInjected
+      const value = await spec.run(ctx, args)
+      completeTask(db, taskRef, value)
+    } catch (e) {
+      failTask(db, taskRef, toErrorDescription(e))
+    }
+  })()
+  return taskRef
+}
