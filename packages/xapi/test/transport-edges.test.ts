@@ -1,0 +1,255 @@
+import net from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  XapiError,
+  XapiTimeoutError,
+  XapiTransportError,
+  connect,
+  createClient,
+  isXapiClientError,
+  isXapiError,
+} from '../src/index.js'
+import { failure, startServer, xapiHandler, type TestServer } from './helpers/servers.js'
+
+const auth = { user: 'root', password: 'hunter2' }
+const SESSION = 'OpaqueRef:11111111-2222-3333-4444-555555555555'
+const servers: TestServer[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()))
+})
+
+async function serve(...args: Parameters<typeof startServer>): Promise<TestServer> {
+  const s = await startServer(...args)
+  servers.push(s)
+  return s
+}
+
+const login = () => SESSION
+const basic = {
+  'session.login_with_password': login,
+  'session.logout': () => '',
+  'VM.get_all': () => ['OpaqueRef:vm1'],
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p
+  } catch (e) {
+    return e as Error
+  }
+  throw new Error('expected a rejection')
+}
+
+describe('HTTP status and content type', () => {
+  it('treats an HTML 500 as a transport error in every mode', async () => {
+    const server = await serve((_req, res) => {
+      res.writeHead(500, { 'content-type': 'text/html' })
+      res.end('<html><body><h1>Internal Error</h1><p>boom</p></body></html>')
+    })
+    for (const transport of ['auto', 'xml-rpc', 'json-rpc'] as const) {
+      const error = await rejection(connect({ url: server.url, ...auth, transport }))
+      expect(error).toBeInstanceOf(XapiTransportError)
+      expect(error).toMatchObject({ code: 'XAPI_CLIENT_TRANSPORT', status: 500 })
+      expect(error.message).toMatch(
+        /^HTTP 500 from http:\/\/127\.0\.0\.1:\d+\/(jsonrpc)? for session\.login_with_password \(text\/html\): Internal Error boom$/
+      )
+      expect(error.message).not.toContain('hunter2')
+    }
+  })
+
+  it('treats a 500 carrying a valid XML-RPC success as an error', async () => {
+    const server = await serve((req, res, body, entry) => {
+      res.statusCode = 500
+      xapiHandler(basic)(req, res, body, entry)
+    })
+    const error = await rejection(connect({ url: server.url, ...auth, transport: 'xml-rpc' }))
+    expect(error).toMatchObject({ code: 'XAPI_CLIENT_TRANSPORT', status: 500 })
+  })
+
+  it('reports malformed XML as a protocol error', async () => {
+    const server = await serve((_req, res) => {
+      res.setHeader('content-type', 'text/xml')
+      res.end('<?xml version="1.0"?><methodResponse><params><param><value><struct>')
+    })
+    const error = await rejection(connect({ url: server.url, ...auth, transport: 'xml-rpc' }))
+    expect(error).toMatchObject({ code: 'XAPI_CLIENT_PROTOCOL' })
+  })
+
+  it('reports malformed JSON as a protocol error', async () => {
+    const server = await serve((_req, res) => {
+      res.setHeader('content-type', 'application/json')
+      res.end('{"result": ')
+    })
+    const error = await rejection(connect({ url: server.url, ...auth, transport: 'json-rpc' }))
+    expect(error).toMatchObject({ code: 'XAPI_CLIENT_PROTOCOL' })
+  })
+
+  it('auto falls back to XML-RPC when /jsonrpc answers 404 or text/xml, once for good', async () => {
+    for (const status of [404, 200]) {
+      const xapi = xapiHandler(basic)
+      const server = await serve((req, res, body, entry) => {
+        if (req.url === '/jsonrpc') {
+          res.writeHead(status, { 'content-type': 'text/xml' })
+          res.end()
+        } else xapi(req, res, body, entry)
+      })
+      const client = await connect({ url: server.url, ...auth })
+      expect(client.transport).toBe('xml-rpc')
+      expect(await client.call('VM.get_all')).toEqual(['OpaqueRef:vm1'])
+      await client.close()
+      expect(server.requests.map((r) => `${r.path} ${r.rpc ?? ''}`.trim())).toEqual([
+        '/jsonrpc',
+        '/ session.login_with_password',
+        '/ VM.get_all',
+        '/ session.logout',
+      ])
+    }
+  })
+
+  it('auto keeps JSON-RPC when the server speaks it, and sends version and originator', async () => {
+    const server = await serve(xapiHandler(basic))
+    const client = await connect({ url: server.url, ...auth })
+    expect(client.transport).toBe('json-rpc')
+    expect(server.requests[0]).toMatchObject({
+      path: '/jsonrpc',
+      rpc: 'session.login_with_password',
+      params: ['root', 'hunter2', '1.1', 'xapi-ops'],
+    })
+    await client.close()
+  })
+
+  it('follows redirects for RPC calls', async () => {
+    const target = await serve(xapiHandler(basic))
+    const server = await serve((req, res) => {
+      res.writeHead(307, { location: `${target.url}${req.url}` })
+      res.end()
+    })
+    const client = await connect({ url: server.url, ...auth, transport: 'xml-rpc' })
+    expect(await client.call('VM.get_all')).toEqual(['OpaqueRef:vm1'])
+    await client.close()
+    expect(target.requests.map((r) => r.rpc)).toEqual([
+      'session.login_with_password',
+      'VM.get_all',
+      'session.logout',
+    ])
+  })
+})
+
+describe('failures on the way', () => {
+  it('times a hung call out with XAPI_CLIENT_TIMEOUT', async () => {
+    const server = await serve(() => {
+      /* never answers */
+    })
+    const error = await rejection(connect({ url: server.url, ...auth, callTimeoutMs: 200 }))
+    expect(error).toBeInstanceOf(XapiTimeoutError)
+    expect(error).toMatchObject({ code: 'XAPI_CLIENT_TIMEOUT', timeoutMs: 200 })
+    expect(error.message).toMatch(
+      /session\.login_with_password timed out after 200 ms on http:\/\/127\.0\.0\.1:\d+/
+    )
+  })
+
+  it('callWith timeoutMs and signal override per call', async () => {
+    let hang = false
+    const xapi = xapiHandler(basic)
+    const server = await serve((req, res, body, entry) => {
+      if (!hang) xapi(req, res, body, entry)
+    })
+    const client = await connect({ url: server.url, ...auth })
+    hang = true
+    await expect(client.callWith('VM.get_all', [], { timeoutMs: 100 })).rejects.toMatchObject({
+      code: 'XAPI_CLIENT_TIMEOUT',
+    })
+    const ctrl = new AbortController()
+    const pending = client.callWith('VM.get_all', [], { signal: ctrl.signal })
+    ctrl.abort(new Error('stop'))
+    await expect(pending).rejects.toThrow('stop')
+    hang = false
+    await client.close()
+  })
+
+  it('explains an unreachable host', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as net.AddressInfo).port
+        s.close(() => resolve(p))
+      })
+    })
+    const error = await rejection(connect({ url: `http://127.0.0.1:${port}`, ...auth }))
+    expect(isXapiClientError(error, 'XAPI_CLIENT_TRANSPORT')).toBe(true)
+    expect(error.message).toBe(
+      `Cannot reach http://127.0.0.1:${port}/jsonrpc: connection refused: is XAPI listening there? (ECONNREFUSED)`
+    )
+    expect(error.cause).toMatchObject({ code: 'ECONNREFUSED' })
+  })
+
+  it('reports a dropped connection as a transport error', async () => {
+    const server = await serve((req) => req.socket.destroy())
+    const error = await rejection(connect({ url: server.url, ...auth }))
+    expect(error).toMatchObject({ code: 'XAPI_CLIENT_TRANSPORT' })
+    expect(error.message).toMatch(/dropped|ECONNRESET|socket hang up/)
+  })
+})
+
+describe('sessions', () => {
+  it('explains a wrong password without echoing it', async () => {
+    const server = await serve(
+      xapiHandler({
+        'session.login_with_password': ([user]) => {
+          throw failure('SESSION_AUTHENTICATION_FAILED', String(user), 'Authentication failure')
+        },
+      })
+    )
+    const error = await rejection(connect({ url: server.url, ...auth }))
+    expect(isXapiError(error, 'SESSION_AUTHENTICATION_FAILED')).toBe(true)
+    expect(error.message).toBe(
+      `SESSION_AUTHENTICATION_FAILED(root, Authentication failure): wrong user name or password for ${server.url}`
+    )
+    expect(JSON.stringify((error as XapiError).call)).not.toContain('hunter2')
+  })
+
+  it('shares one login between concurrent first calls and hides the session ref in errors', async () => {
+    const server = await serve(
+      xapiHandler({
+        ...basic,
+        'VM.get_record': ([session]) => {
+          throw failure('HANDLE_INVALID', 'VM', String(session))
+        },
+      })
+    )
+    const client = createClient({ url: server.url, ...auth })
+    await Promise.all([
+      client.call('VM.get_all'),
+      client.call('VM.get_all'),
+      client.call('VM.get_all'),
+    ])
+    expect(server.requests.filter((r) => r.rpc === 'session.login_with_password')).toHaveLength(1)
+    const error = await rejection(client.call('VM.get_record', 'OpaqueRef:x'))
+    expect(error.message).toBe('HANDLE_INVALID(VM, ***)')
+    expect(JSON.stringify(error)).not.toContain(SESSION)
+    expect((error as XapiError).call).toMatchObject({
+      method: 'VM.get_record',
+      params: ['***', 'OpaqueRef:x'],
+    })
+    await client.close()
+    await client.close()
+    expect(server.requests.filter((r) => r.rpc === 'session.logout')).toHaveLength(1)
+    await expect(client.call('VM.get_all')).rejects.toMatchObject({ code: 'XAPI_CLIENT_CLOSED' })
+  })
+
+  it('readOnly refuses anything but getters, event.from and system.*', async () => {
+    const server = await serve(xapiHandler({ ...basic, 'VM.get_power_state': () => 'Running' }))
+    const client = createClient({ url: server.url, ...auth, readOnly: true })
+    expect(await client.call('VM.get_power_state', 'OpaqueRef:vm1')).toBe('Running')
+    for (const method of ['VM.start', 'Async.VM.get_record', 'VM.set_name_label', 'task.create']) {
+      await expect(client.call(method)).rejects.toMatchObject({ code: 'XAPI_CLIENT_READ_ONLY' })
+    }
+    await expect(client.callAsync('VM.clean_shutdown', ['OpaqueRef:vm1'])).rejects.toMatchObject({
+      code: 'XAPI_CLIENT_READ_ONLY',
+    })
+    expect(server.requests.map((r) => r.rpc)).toEqual([
+      'session.login_with_password',
+      'VM.get_power_state',
+    ])
+    await client.close()
+  })
+})
