@@ -58,7 +58,9 @@ export function createOutput<E extends OpsEvent>(options: OutputOptions<E>): Out
   const isTTY = options.isTTY ?? stdout.isTTY === true
   const stamp = (line: string) => (isTTY ? line : `${now().toISOString()} ${line}`)
   const writeJson = (value: unknown) => stdout.write(`${JSON.stringify(value)}\n`)
-  const writeHuman = (stream: OutputStream, line: string) => stream.write(`${stamp(line)}\n`)
+  // Multi-line messages get a timestamp per line: journald stores each line as an entry.
+  const writeHuman = (stream: OutputStream, text: string) =>
+    stream.write(`${text.split('\n').map(stamp).join('\n')}\n`)
   const writeEvent = (kind: string, fields: object) =>
     writeJson({ kind, time: now().toISOString(), ...fields })
 

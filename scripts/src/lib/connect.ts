@@ -1,0 +1,47 @@
+import { connect, type XapiClient } from '@xapi-ops/xapi'
+import type { ConnectionSettings } from './connection-options.js'
+
+/** Options of {@link connectXapi}. */
+export type ConnectXapiOptions = {
+  /** `--dry-run`: the client refuses every call but getters. */
+  readonly readOnly: boolean
+  readonly signal?: AbortSignal
+}
+
+/**
+ * Logs in to the pool described by `settings` (see `resolveConnection`); the client follows
+ * `HOST_IS_SLAVE` to the master. Rejects with the client's `XapiError`/`XapiClientError`
+ * (exit 2 through `runCommand`). Close it with {@link closeXapi}.
+ */
+export function connectXapi(
+  settings: ConnectionSettings,
+  options: ConnectXapiOptions
+): Promise<XapiClient> {
+  return connect({
+    url: settings.url,
+    user: settings.user,
+    password: settings.password,
+    ...(settings.ca !== undefined && { ca: settings.ca }),
+    ...(settings.fingerprint !== undefined && { fingerprint: settings.fingerprint }),
+    allowUnauthorized: settings.insecure,
+    readOnly: options.readOnly,
+    ...(options.signal && { signal: options.signal }),
+  })
+}
+
+/**
+ * Logs out and closes the client, waiting at most `timeoutMs` (a lost connection must not keep
+ * a shutdown hook waiting). Never throws.
+ */
+export async function closeXapi(xapi: XapiClient, timeoutMs = 10_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs)
+    timer.unref()
+  })
+  try {
+    await Promise.race([xapi.close().catch(() => {}), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,336 @@
+import PQueue from 'p-queue'
+import type { RunReport } from '../lib/results.js'
+import { evacuate, planEvacuation, type EvacuationPlan } from './host-shutdown/evacuate.js'
+import type { HostShutdownEvent, PlanEntry, ShutdownAction } from './host-shutdown/events.js'
+import {
+  groupByOrder,
+  groupDelayS,
+  planShutdown,
+  resolveHost,
+  type OrderGroup,
+  type PlannedVm,
+  type ShutdownHostRecord,
+  type ShutdownPlan,
+  type ShutdownVmRecord,
+} from './host-shutdown/plan.js'
+import { VmShutdowns, type VmResult } from './host-shutdown/vm-shutdown.js'
+import { abortAfter, DeadlineError, sleep, type ShutdownXapi } from './host-shutdown/xapi.js'
+
+/** Options of {@link shutdownHost}. */
+export type HostShutdownOptions = {
+  /** uuid or name_label; may be omitted when the pool has a single host. */
+  readonly host?: string
+  /** How long a clean shutdown may take before it is cancelled. @default 60_000 */
+  readonly cleanTimeoutMs?: number
+  /** Hard-shut VMs whose clean shutdown failed or timed out. @default true */
+  readonly hardFallback?: boolean
+  /** Live-migrate what can move to other enabled hosts first (`host.evacuate`). @default false */
+  readonly evacuate?: boolean
+  /** Overrides the evacuation budget (default: max(240 s, used memory × 8 / 1000 MiB/s)). */
+  readonly evacuateTimeoutMs?: number
+  /**
+   * Epoch ms after which pending work is cancelled and the remaining VMs are hard-shut down
+   * (`--deadline`, counted by the caller from the start of the run).
+   */
+  readonly deadlineAt?: number
+  /** How long the hard shutdowns issued at the deadline may take. @default min(30 s, max(2 s, deadline / 10)) */
+  readonly deadlineGraceMs?: number
+  /** VMs shut down at once within an order group. @default 16 */
+  readonly concurrency?: number
+  /** Plan only: read-only calls, nothing changed. @default false */
+  readonly dryRun?: boolean
+}
+
+/** What {@link shutdownHost} takes besides the client and options. */
+export type HostShutdownContext = {
+  /** Aborting it (SIGINT/SIGTERM) cancels in-flight tasks; the report is still returned. */
+  readonly signal?: AbortSignal
+  readonly emit?: (event: HostShutdownEvent) => void
+}
+
+/** {@link RunReport} of host-shutdown. */
+export type HostShutdownReport = RunReport & {
+  readonly results: readonly VmResult[]
+  readonly summary: {
+    readonly host: string
+    readonly hostName: string
+    readonly dryRun: boolean
+    readonly deadlineReached: boolean
+    readonly durationMs: number
+  }
+}
+
+/**
+ * Shuts down the VMs of a host the way the dom0 shutdown program did, with ordering, a bound on
+ * the total time and a report (issue 5):
+ * 1. picks the host's resident VMs that are Running or Paused and not control domains; VMs with
+ *    `other_config:auto_poweroff=false` are reported as skipped;
+ * 2. with `evacuate`, shuts down what cannot move, then `host.evacuate`s within a time budget;
+ * 3. shuts the rest down by `order` groups, highest first, `concurrency` at a time: clean
+ *    shutdown with a timeout, then hard shutdown (Paused VMs: hard at once), honouring
+ *    `shutdown_delay` between groups;
+ * 4. at `deadlineAt`, cancels pending work and hard-shuts the remaining VMs down.
+ *
+ * Throws (before changing anything) on an unknown host or a failed read; once it has started
+ * changing things it never throws: failures are per VM in the results.
+ */
+export async function shutdownHost(
+  xapi: ShutdownXapi,
+  options: HostShutdownOptions,
+  context: HostShutdownContext = {}
+): Promise<HostShutdownReport> {
+  const started = Date.now()
+  const signal = context.signal ?? new AbortController().signal
+  const emit = context.emit ?? (() => {})
+  const readOpts = { signal }
+
+  const hosts = await xapi.callWith<Record<string, ShutdownHostRecord>>(
+    'host.get_all_records',
+    [],
+    readOpts
+  )
+  const host = resolveHost(hosts, options.host)
+  emit({ kind: 'host', host: host.record.uuid, name: host.record.name_label })
+  const vms = await xapi.callWith<Record<string, ShutdownVmRecord>>(
+    'VM.get_all_records',
+    [],
+    readOpts
+  )
+  const plan = planShutdown(vms, host.ref)
+  const evacuation = options.evacuate
+    ? await planEvacuation(xapi, {
+        hosts,
+        hostRef: host.ref,
+        plan,
+        budgetMs: options.evacuateTimeoutMs,
+        signal,
+      })
+    : undefined
+  emit(planEvent(host.record.uuid, plan, evacuation, options.dryRun === true))
+
+  const summary = (deadlineReached: boolean) => ({
+    host: host.record.uuid,
+    hostName: host.record.name_label,
+    dryRun: options.dryRun === true,
+    deadlineReached,
+    durationMs: Date.now() - started,
+  })
+  const skipped = plan.optedOut.map((vm): VmResult => ({
+    vm: vm.uuid,
+    name: vm.name,
+    status: 'skipped',
+    action: 'none',
+    error: 'other_config:auto_poweroff=false (power-off managed elsewhere)',
+  }))
+  if (options.dryRun) {
+    const planned = plan.groups.flatMap((g) => g.vms)
+    const results = planned.map((vm): VmResult => ({
+      vm: vm.uuid,
+      name: vm.name,
+      status: 'skipped',
+      action: 'none',
+    }))
+    return { results: [...results, ...skipped], summary: summary(false) }
+  }
+
+  const run = new ShutdownRun(xapi, host.ref, options, signal, emit)
+  try {
+    await run.execute(plan, evacuation)
+  } finally {
+    run.dispose()
+  }
+  for (const result of skipped) emit({ kind: 'vm-done', ...result })
+  return {
+    results: [...run.results(plan), ...skipped],
+    summary: summary(run.deadlineReached),
+    interrupted: signal.aborted,
+  }
+}
+
+/** The mutable state of one run: signals, the per-VM workers, the deadline sweep. */
+class ShutdownRun {
+  readonly #xapi: ShutdownXapi
+  readonly #hostRef: string
+  readonly #options: HostShutdownOptions
+  readonly #signal: AbortSignal
+  readonly #emit: (event: HostShutdownEvent) => void
+  readonly #deadline: { signal: AbortSignal; clear: () => void }
+  readonly #final: { signal: AbortSignal; clear: () => void }
+  readonly #work: AbortSignal
+  readonly #vms: VmShutdowns
+  #sweep: Promise<void> | undefined
+  #evacuating: Promise<unknown> | undefined
+  #remaining: readonly PlannedVm[] = []
+
+  constructor(
+    xapi: ShutdownXapi,
+    hostRef: string,
+    options: HostShutdownOptions,
+    signal: AbortSignal,
+    emit: (event: HostShutdownEvent) => void
+  ) {
+    this.#xapi = xapi
+    this.#hostRef = hostRef
+    this.#options = options
+    this.#signal = signal
+    this.#emit = emit
+    const never = { signal: new AbortController().signal, clear: () => {} }
+    const { deadlineAt } = options
+    if (deadlineAt === undefined) {
+      this.#deadline = never
+      this.#final = never
+    } else {
+      const left = deadlineAt - Date.now()
+      const grace = options.deadlineGraceMs ?? Math.min(30_000, Math.max(2_000, left / 10))
+      this.#deadline = abortAfter(left, new DeadlineError('deadline reached'))
+      this.#final = abortAfter(left + grace, new DeadlineError('deadline grace period over'))
+    }
+    this.#work = AbortSignal.any([signal, this.#deadline.signal])
+    this.#vms = new VmShutdowns(xapi, {
+      hostRef,
+      emit,
+      cleanTimeoutMs: options.cleanTimeoutMs ?? 60_000,
+      hardFallback: options.hardFallback ?? true,
+      interrupt: signal,
+      work: this.#work,
+      final: AbortSignal.any([signal, this.#final.signal]),
+    })
+    this.#deadline.signal.addEventListener('abort', () => (this.#sweep = this.#sweepAtDeadline()), {
+      once: true,
+    })
+  }
+
+  get deadlineReached(): boolean {
+    return this.#deadline.signal.aborted
+  }
+
+  async execute(plan: ShutdownPlan, evacuation: EvacuationPlan | undefined): Promise<void> {
+    let groups = plan.groups
+    this.#remaining = groups.flatMap((g) => g.vms)
+    if (evacuation && evacuation.targets.length > 0 && evacuation.movable.length > 0) {
+      // host.evacuate refuses to move anything while one VM has no destination: like the dom0
+      // program, shut those down first, then evacuate, then shut down whatever did not move.
+      const blocked = new Set(evacuation.blocked.map((b) => b.vm.ref))
+      await this.#runGroups(groupByOrder(this.#remaining.filter((vm) => blocked.has(vm.ref))))
+      if (this.#work.aborted) return this.#finish()
+      const evacuating = evacuate(this.#xapi, {
+        hostRef: this.#hostRef,
+        vms: this.#remaining.filter((vm) => !blocked.has(vm.ref)),
+        budgetMs: evacuation.budgetMs,
+        work: this.#work,
+        interrupt: this.#signal,
+        final: AbortSignal.any([this.#signal, this.#final.signal]),
+        emit: this.#emit,
+        done: (vm, result) => this.#vms.record(vm, result),
+      })
+      this.#evacuating = evacuating
+      groups = groupByOrder(await evacuating)
+    } else if (evacuation) {
+      const reason = evacuation.targets.length === 0 ? 'no other enabled host' : 'nothing can move'
+      this.#emit({
+        kind: 'evacuate-end',
+        outcome: 'skipped',
+        migrated: 0,
+        remaining: this.#remaining.length,
+        error: reason,
+      })
+    }
+    await this.#runGroups(groups)
+    await this.#finish()
+  }
+
+  /** The results in plan order; VMs never reached are reported too. */
+  results(plan: ShutdownPlan): VmResult[] {
+    return plan.groups
+      .flatMap((g) => g.vms)
+      .map(
+        (vm) =>
+          this.#vms.result(vm) ?? {
+            vm: vm.uuid,
+            name: vm.name,
+            status: this.#signal.aborted ? 'skipped' : 'failed',
+            action: 'none' satisfies ShutdownAction,
+            error: this.#signal.aborted ? 'interrupted before its turn' : 'not reached',
+          }
+      )
+  }
+
+  dispose(): void {
+    this.#deadline.clear()
+    this.#final.clear()
+  }
+
+  async #runGroups(groups: readonly OrderGroup[]): Promise<void> {
+    const concurrency = this.#options.concurrency ?? 16
+    let previous: OrderGroup | undefined
+    for (const group of groups) {
+      if (this.#work.aborted) return
+      const delayS = previous ? groupDelayS(previous) : 0
+      if (delayS > 0) {
+        this.#emit({ kind: 'delay', seconds: delayS, beforeOrder: group.order })
+        try {
+          await sleep(delayS * 1000, this.#work)
+        } catch {
+          return
+        }
+      }
+      this.#emit({ kind: 'group-start', order: group.order, vms: group.vms.length })
+      const queue = new PQueue({ concurrency })
+      await Promise.all(group.vms.map((vm) => queue.add(() => this.#vms.shutdown(vm))))
+      this.#emit({ kind: 'group-end', order: group.order })
+      previous = group
+    }
+  }
+
+  /** At the deadline: hard shutdown of every VM not started yet (in-flight ones fall back themselves). */
+  async #sweepAtDeadline(): Promise<void> {
+    if (this.#signal.aborted) return
+    // A cancelled evacuation first finds out what moved: those VMs must not be hard-shut.
+    await this.#evacuating
+    if (this.#signal.aborted) return
+    const left = this.#remaining.filter((vm) => !this.#vms.isStarted(vm))
+    this.#emit({ kind: 'deadline', remaining: left.length })
+    await Promise.all(left.map((vm) => this.#vms.hardAtDeadline(vm)))
+  }
+
+  async #finish(): Promise<void> {
+    await this.#sweep
+  }
+}
+
+function planEvent(
+  host: string,
+  plan: ShutdownPlan,
+  evacuation: EvacuationPlan | undefined,
+  dryRun: boolean
+): HostShutdownEvent {
+  const ref = (vm: PlannedVm) => ({ vm: vm.uuid, name: vm.name })
+  const blocked = new Set(evacuation?.blocked.map((b) => b.vm.ref))
+  const canMove = (vm: PlannedVm) =>
+    evacuation !== undefined && evacuation.targets.length > 0 && !blocked.has(vm.ref)
+  const entry = (vm: PlannedVm): PlanEntry => ({
+    ...ref(vm),
+    power_state: vm.powerState,
+    action: canMove(vm)
+      ? 'migrate'
+      : vm.powerState === 'Running' && vm.cleanAllowed
+        ? 'clean_shutdown'
+        : 'hard_shutdown',
+  })
+  return {
+    kind: 'plan',
+    host,
+    dryRun,
+    groups: plan.groups.map((g) => ({ order: g.order, vms: g.vms.map(entry) })),
+    skipped: plan.optedOut.map((vm) => ({
+      ...ref(vm),
+      reason: 'other_config:auto_poweroff=false',
+    })),
+    evacuate: evacuation && {
+      targets: evacuation.targets,
+      budgetS: evacuation.budgetMs / 1000,
+      movable: evacuation.movable.map(ref),
+      blocked: evacuation.blocked.map((b) => ({ ...ref(b.vm), reason: b.reason })),
+    },
+  }
+}
