@@ -1,4 +1,10 @@
-import { XapiClientError, XapiError, XapiTimeoutError, type CallContext } from './errors.js'
+import {
+  XapiClientError,
+  XapiError,
+  XapiTimeoutError,
+  XapiTransportError,
+  type CallContext,
+} from './errors.js'
 import { formatBaseUrl } from './options.js'
 import type { RpcChannel } from './transport/rpc.js'
 
@@ -23,6 +29,20 @@ export function redactParams(
   const out = params.map(redact)
   if (/^session\.(slave_local_)?login/.test(method) && out.length > 1) out[1] = REDACTED
   return out
+}
+
+function isRetryable(method: string): boolean {
+  return (
+    isReadOnlyMethod(method) ||
+    method === 'session.login_with_password' ||
+    method === 'session.logout'
+  )
+}
+
+function isDroppedConnection(error: unknown): boolean {
+  if (!(error instanceof XapiTransportError) || error.status !== undefined) return false
+  const code = (error.cause as NodeJS.ErrnoException | undefined)?.code
+  return code === 'ECONNRESET' || code === 'EPIPE'
 }
 
 export type SendOptions = {
@@ -58,7 +78,13 @@ export async function sendCall(
   const onAbort = () => ctrl.abort(signal!.reason)
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
-    return await channel.call(base, method, params, ctrl.signal)
+    try {
+      return await channel.call(base, method, params, ctrl.signal)
+    } catch (error) {
+      // A keep-alive socket the server closed meanwhile: resend once, only if that is harmless.
+      if (!isDroppedConnection(error) || ctrl.signal.aborted || !isRetryable(method)) throw error
+      return await channel.call(base, method, params, ctrl.signal)
+    }
   } catch (error) {
     if (signal?.aborted && error === signal.reason) throw error
     const call: CallContext = {

@@ -23,11 +23,11 @@ export class XapiError extends Error {
   readonly code: string
   readonly params: readonly string[]
   /** The XAPI method whose call failed, when known. */
-  method?: string
+  declare method?: string
   /** The task that failed, for errors coming from `callAsync` / `watchTask`. */
-  task?: Ref<'task'>
+  declare task?: Ref<'task'>
   /** Redacted call context. */
-  call?: CallContext
+  declare call?: CallContext
 
   constructor(code: string, params: readonly string[], extra: XapiErrorExtra = {}) {
     super(`${code}(${params.join(', ')})${extra.hint ? `: ${extra.hint}` : ''}`)
@@ -106,7 +106,7 @@ export class XapiClientError extends Error {
   override name = 'XapiClientError'
   readonly code: XapiClientErrorCode
   /** Redacted call context, when the error happened during a call. */
-  call?: CallContext
+  declare call?: CallContext
 
   constructor(code: XapiClientErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options)
@@ -126,7 +126,7 @@ Object.defineProperty(XapiClientError.prototype, CLIENT_ERROR, { value: true })
 export class XapiTransportError extends XapiClientError {
   override name = 'XapiTransportError'
   /** HTTP status, when a response was received. */
-  readonly status?: number
+  declare readonly status?: number
   constructor(
     message: string,
     options?: { cause?: unknown; status?: number; code?: XapiClientErrorCode }
@@ -158,7 +158,7 @@ export class XapiTimeoutError extends XapiClientError {
 export class XapiTlsError extends XapiClientError {
   override name = 'XapiTlsError'
   /** SHA-256 fingerprint of the certificate the server presented, when known. */
-  readonly fingerprint?: string
+  declare readonly fingerprint?: string
   constructor(
     message: string,
     options?: { cause?: unknown; fingerprint?: string; pinMismatch?: boolean }

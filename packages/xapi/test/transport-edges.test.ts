@@ -236,6 +236,24 @@ describe('sessions', () => {
     await expect(client.call('VM.get_all')).rejects.toMatchObject({ code: 'XAPI_CLIENT_CLOSED' })
   })
 
+  it('caps the number of calls in flight', async () => {
+    let inFlight = 0
+    let peak = 0
+    const xapi = xapiHandler(basic)
+    const server = await serve((req, res, body, entry) => {
+      peak = Math.max(peak, ++inFlight)
+      setTimeout(() => {
+        inFlight--
+        xapi(req, res, body, entry)
+      }, 20)
+    })
+    const client = await connect({ url: server.url, ...auth, callConcurrency: 2 })
+    peak = 0
+    await Promise.all(Array.from({ length: 8 }, () => client.call('VM.get_all')))
+    expect(peak).toBe(2)
+    await client.close()
+  })
+
   it('readOnly refuses anything but getters, event.from and system.*', async () => {
     const server = await serve(xapiHandler({ ...basic, 'VM.get_power_state': () => 'Running' }))
     const client = createClient({ url: server.url, ...auth, readOnly: true })
