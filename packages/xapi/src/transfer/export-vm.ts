@@ -67,7 +67,7 @@ export async function exportVm(
   let conn: Connection
   try {
     const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal)
-    run.markAnswered()
+    run.markAnswered(opened.head.status)
     conn = opened.conn
     if (opened.head.status !== 200) {
       destroyConnection(conn)

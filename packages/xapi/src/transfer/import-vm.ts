@@ -75,7 +75,7 @@ async function upload(
     headers,
     run.signal
   )
-  run.markAnswered()
+  run.markAnswered(head.status)
   run.signal.addEventListener('abort', () => destroyConnection(conn, true), { once: true })
   if (head.status !== 200) {
     destroyConnection(conn)

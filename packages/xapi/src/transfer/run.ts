@@ -12,8 +12,10 @@ export type TransferTask = {
 
 type Outcome = { ok: true; result: unknown } | { ok: false; error: unknown }
 
-/** How long to wait for the task's verdict once the HTTP side failed or the task was cancelled. */
+/** How long to wait for the task's verdict once the connection broke or the task was cancelled. */
 export const TASK_VERDICT_GRACE_MS = 15_000
+/** The same after an error status: xapi fails the task before it writes its 500/403. */
+export const STATUS_VERDICT_GRACE_MS = 5_000
 
 /** Code of the error raised by the stall watchdog. */
 export const XAPI_CLIENT_STALLED = 'XAPI_CLIENT_STALLED'
@@ -35,6 +37,7 @@ export class TransferRun {
   #waitingOnPeer: () => boolean = () => false
   #settled = false
   #answered = false
+  #graceMs = TASK_VERDICT_GRACE_MS
 
   constructor(
     task: TransferTask,
@@ -93,8 +96,10 @@ export class TransferRun {
    * or takes it over with a 200), so a failure waits for the task's verdict. Before that, xapi
    * never saw the task and it is simply destroyed.
    */
-  markAnswered(): void {
-    this.#answered = true
+  markAnswered(status: number): void {
+    // 404: no handler took the request, the task was never seen.
+    this.#answered = status !== 404
+    if (status !== 200) this.#graceMs = STATUS_VERDICT_GRACE_MS
   }
 
   /** Records the first failure and aborts the transfer's I/O. */
@@ -162,7 +167,7 @@ export class TransferRun {
   async #verdict(): Promise<Outcome | undefined> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, TASK_VERDICT_GRACE_MS, undefined)
+      timer = setTimeout(resolve, this.#graceMs, undefined)
     })
     try {
       return await Promise.race([this.#outcome, timeout])
