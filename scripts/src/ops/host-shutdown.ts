@@ -106,7 +106,8 @@ export async function shutdownHost(
         signal,
       })
     : undefined
-  emit(planEvent(host.record.uuid, plan, evacuation, options.dryRun === true))
+  const planned = planEvent(host.record.uuid, plan, evacuation, options.dryRun === true)
+  emit(planned)
 
   const summary = (deadlineReached: boolean) => ({
     host: host.record.uuid,
@@ -123,13 +124,15 @@ export async function shutdownHost(
     error: 'other_config:auto_poweroff=false (power-off managed elsewhere)',
   }))
   if (options.dryRun) {
-    const planned = plan.groups.flatMap((g) => g.vms)
-    const results = planned.map((vm): VmResult => ({
-      vm: vm.uuid,
-      name: vm.name,
-      status: 'skipped',
-      action: 'none',
-    }))
+    const results = planned.groups.flatMap((g) =>
+      g.vms.map((vm): VmResult => ({
+        vm: vm.vm,
+        name: vm.name,
+        status: 'skipped',
+        action: 'none',
+        error: `dry run: would ${vm.action}`,
+      }))
+    )
     return { results: [...results, ...skipped], summary: summary(false) }
   }
 
@@ -303,7 +306,7 @@ function planEvent(
   plan: ShutdownPlan,
   evacuation: EvacuationPlan | undefined,
   dryRun: boolean
-): HostShutdownEvent {
+): Extract<HostShutdownEvent, { kind: 'plan' }> {
   const ref = (vm: PlannedVm) => ({ vm: vm.uuid, name: vm.name })
   const blocked = new Set(evacuation?.blocked.map((b) => b.vm.ref))
   const canMove = (vm: PlannedVm) =>

@@ -44,7 +44,11 @@ export async function findCopies(
 }
 
 /** Cancels and destroys a task another run (or a crashed process) left behind; best effort. */
-export async function dropTask(xapi: MigrateXapi, ref: string, signal?: AbortSignal): Promise<void> {
+export async function dropTask(
+  xapi: MigrateXapi,
+  ref: string,
+  signal?: AbortSignal
+): Promise<void> {
   const status = await ignoring(GONE, () =>
     xapi.call<string>('task.get_status', [ref], { signal })
   ).catch(() => undefined)
@@ -52,7 +56,11 @@ export async function dropTask(xapi: MigrateXapi, ref: string, signal?: AbortSig
   if (status === 'pending') {
     await xapi.call('task.cancel', [ref], { signal }).catch(() => {})
     // Give it a moment to reach a cancellable point; then it is gone or finished either way.
-    await xapi.watchTask(ref, { signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(signal ? [signal] : [])]) }).catch(() => {})
+    await xapi
+      .watchTask(ref, {
+        signal: AbortSignal.any([AbortSignal.timeout(30_000), ...(signal ? [signal] : [])]),
+      })
+      .catch(() => {})
   }
   await xapi.call('task.destroy', [ref], { signal }).catch(() => {})
 }
