@@ -79,8 +79,8 @@ export function decodeJsonRpcResponse(res: HttpResponse, method: string): unknow
   }
   const { error, result } = body as { error?: unknown; result?: unknown }
   if (error !== undefined && error !== null) throw jsonRpcError(error, method)
-  if (!('result' in body))
-    throw new XapiProtocolError(`JSON-RPC response to ${method} has neither result nor error`)
+  // A void method may come back without `result` (undefined dropped by a JSON serialiser).
+  if (!('result' in body)) return ''
   return result
 }
 
