@@ -4,7 +4,6 @@ import { evacuate, planEvacuation, type EvacuationPlan } from './host-shutdown/e
 import type { HostShutdownEvent, PlanEntry, ShutdownAction } from './host-shutdown/events.js'
 import {
   groupByOrder,
-  groupDelayS,
   planShutdown,
   resolveHost,
   type OrderGroup,
@@ -14,7 +13,7 @@ import {
   type ShutdownVmRecord,
 } from './host-shutdown/plan.js'
 import { VmShutdowns, type VmResult } from './host-shutdown/vm-shutdown.js'
-import { abortAfter, DeadlineError, sleep, type ShutdownXapi } from './host-shutdown/xapi.js'
+import { abortAfter, DeadlineError, type ShutdownXapi } from './host-shutdown/xapi.js'
 
 /** Options of {@link shutdownHost}. */
 export type HostShutdownOptions = {
@@ -67,8 +66,10 @@ export type HostShutdownReport = RunReport & {
  *    `other_config:auto_poweroff=false` are reported as skipped;
  * 2. with `evacuate`, shuts down what cannot move, then `host.evacuate`s within a time budget;
  * 3. shuts the rest down by `order` groups, highest first, `concurrency` at a time: clean
- *    shutdown with a timeout, then hard shutdown (Paused VMs: hard at once), honouring
- *    `shutdown_delay` between groups;
+ *    shutdown with a timeout, then hard shutdown (Paused VMs: hard at once). A group starts
+ *    once every task of the previous one has ended: XAPI sleeps `shutdown_delay` inside
+ *    `VM.clean_shutdown`/`hard_shutdown` (as `VM_appliance.shutdown` relies on), so the
+ *    delay separates the groups without a second sleep here;
  * 4. at `deadlineAt`, cancels pending work and hard-shuts the remaining VMs down.
  *
  * Throws (before changing anything) on an unknown host or a failed read; once it has started
@@ -265,23 +266,12 @@ class ShutdownRun {
 
   async #runGroups(groups: readonly OrderGroup[]): Promise<void> {
     const concurrency = this.#options.concurrency ?? 16
-    let previous: OrderGroup | undefined
     for (const group of groups) {
       if (this.#work.aborted) return
-      const delayS = previous ? groupDelayS(previous) : 0
-      if (delayS > 0) {
-        this.#emit({ kind: 'delay', seconds: delayS, beforeOrder: group.order })
-        try {
-          await sleep(delayS * 1000, this.#work)
-        } catch {
-          return
-        }
-      }
       this.#emit({ kind: 'group-start', order: group.order, vms: group.vms.length })
       const queue = new PQueue({ concurrency })
       await Promise.all(group.vms.map((vm) => queue.add(() => this.#vms.shutdown(vm))))
       this.#emit({ kind: 'group-end', order: group.order })
-      previous = group
     }
   }
 

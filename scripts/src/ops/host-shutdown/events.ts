@@ -38,7 +38,6 @@ export type HostShutdownEvent =
     }
   | { readonly kind: 'group-start'; readonly order: number; readonly vms: number }
   | { readonly kind: 'group-end'; readonly order: number }
-  | { readonly kind: 'delay'; readonly seconds: number; readonly beforeOrder: number }
   | (VmRef & {
       readonly kind: 'vm-action'
       readonly action: 'clean_shutdown' | 'hard_shutdown'
@@ -87,8 +86,6 @@ export function formatHostShutdownEvent(event: HostShutdownEvent): string | unde
       return `order ${event.order}: shutting down ${event.vms} VM(s)`
     case 'group-end':
       return undefined
-    case 'delay':
-      return `waiting shutdown_delay ${event.seconds} s before order ${event.beforeOrder}`
     case 'vm-action':
       return `${event.action === 'clean_shutdown' ? 'clean' : 'hard'} shutdown of ${label(event)}${event.reason ? ` (${event.reason})` : ''}`
     case 'vm-done':

@@ -35,7 +35,6 @@ export type PlannedVm = {
   readonly name: string
   readonly powerState: 'Running' | 'Paused'
   readonly order: number
-  readonly shutdownDelayS: number
   /** `clean_shutdown` in `allowed_operations` when the plan was made. */
   readonly cleanAllowed: boolean
 }
@@ -109,7 +108,6 @@ export function toPlannedVm(ref: string, vm: ShutdownVmRecord): PlannedVm {
     name: vm.name_label,
     powerState: vm.power_state === 'Paused' ? 'Paused' : 'Running',
     order: toInt(vm.order),
-    shutdownDelayS: Math.max(0, toInt(vm.shutdown_delay)),
     cleanAllowed: vm.allowed_operations?.includes('clean_shutdown') ?? false,
   }
 }
@@ -138,11 +136,6 @@ export function groupByOrder(vms: readonly PlannedVm[]): OrderGroup[] {
   return [...groups.entries()]
     .sort(([a], [b]) => b - a)
     .map(([order, list]) => ({ order, vms: list.sort((a, b) => a.name.localeCompare(b.name)) }))
-}
-
-/** The longest `shutdown_delay` of a group, honoured before the next group starts. */
-export function groupDelayS(group: OrderGroup): number {
-  return Math.max(0, ...group.vms.map((vm) => vm.shutdownDelayS))
 }
 
 /**
