@@ -7,7 +7,8 @@ import type { Bench, Figure } from '../lib/types.js'
 /** Issue #2: the client against Xen Orchestra's `xen-api`, same simulator, same run. */
 export const clientBench: Bench = {
   id: 'client',
-  title: 'XAPI client: VM.get_all_records over 5,000 VMs and 2,000 sequential small calls, vs xen-api',
+  title:
+    'XAPI client: VM.get_all_records over 5,000 VMs and 2,000 sequential small calls, vs xen-api',
   issue: 2,
   async run({ quick, log }) {
     const sim = await startSimProcess(['--seed', quick ? 'small' : 'scale', '--port', '0'])
@@ -25,7 +26,9 @@ export const clientBench: Bench = {
         })
         await theirs.connect()
         try {
-          const count = Object.keys(await ours.call<Record<string, unknown>>('VM.get_all_records')).length
+          const count = Object.keys(
+            await ours.call<Record<string, unknown>>('VM.get_all_records')
+          ).length
           log(`${transport}: ${count} VMs`)
           const runs = quick ? 1 : 7
           const [a, b] = await timePair(

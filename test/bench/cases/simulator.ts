@@ -16,19 +16,28 @@ export const simulatorBench: Bench = {
     const rpc = rawJsonRpc(sim.pools[0]!.master)
     const figures: Figure[] = []
     try {
-      const { result: session } = await rpc.call('session.login_with_password', [sim.user, sim.password])
+      const { result: session } = await rpc.call('session.login_with_password', [
+        sim.user,
+        sim.password,
+      ])
       const n = quick ? 100 : 4000
-      const seqMs = await timeMedian(async () => {
-        for (let i = 0; i < n; i++) await rpc.call('pool.get_all', [session])
-      }, quick ? 1 : 3)
-      const parMs = await timeMedian(async () => {
-        let next = 0
-        await Promise.all(
-          Array.from({ length: 8 }, async () => {
-            while (next++ < n) await rpc.call('pool.get_all', [session])
-          })
-        )
-      }, quick ? 1 : 3)
+      const seqMs = await timeMedian(
+        async () => {
+          for (let i = 0; i < n; i++) await rpc.call('pool.get_all', [session])
+        },
+        quick ? 1 : 3
+      )
+      const parMs = await timeMedian(
+        async () => {
+          let next = 0
+          await Promise.all(
+            Array.from({ length: 8 }, async () => {
+              while (next++ < n) await rpc.call('pool.get_all', [session])
+            })
+          )
+        },
+        quick ? 1 : 3
+      )
       figures.push({
         name: 'pool.get_all, sequential',
         value: (n / seqMs) * 1000,
@@ -43,11 +52,14 @@ export const simulatorBench: Bench = {
       })
       let bytes = 0
       let count = 0
-      const allMs = await timeMedian(async () => {
-        const { body, result } = await rpc.call('VM.get_all_records', [session])
-        bytes = body.length
-        count = Object.keys(result as object).length
-      }, quick ? 1 : 5)
+      const allMs = await timeMedian(
+        async () => {
+          const { body, result } = await rpc.call('VM.get_all_records', [session])
+          bytes = body.length
+          count = Object.keys(result as object).length
+        },
+        quick ? 1 : 5
+      )
       figures.push({
         name: `VM.get_all_records, ${count} VMs (${(bytes / 2 ** 20).toFixed(1)} MiB JSON), server + raw parse`,
         value: allMs,

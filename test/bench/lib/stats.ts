@@ -31,7 +31,15 @@ export async function timePair(
   const ta: number[] = []
   const tb: number[] = []
   for (let i = 0; i < runs; i++) {
-    for (const [fn, list] of i % 2 ? ([[b, tb], [a, ta]] as const) : ([[a, ta], [b, tb]] as const)) {
+    for (const [fn, list] of i % 2
+      ? ([
+          [b, tb],
+          [a, ta],
+        ] as const)
+      : ([
+          [a, ta],
+          [b, tb],
+        ] as const)) {
       const t0 = performance.now()
       await fn()
       list.push(performance.now() - t0)

@@ -1,0 +1,91 @@
+import { mkdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { curlSession } from '../lib/curl.js'
+import { runScript } from '../lib/script.js'
+import { onePool, writeSeed } from '../lib/seeds.js'
+import { startSimProcess } from '../lib/sim-process.js'
+import type { Bench, Figure } from '../lib/types.js'
+
+/** Issue #6: vm-export of 8 VMs at concurrency 1, 2, 4 vs curl doing the same exports in parallel. */
+export const vmExportBench: Bench = {
+  id: 'vm-export',
+  title: 'vm-export: 8 VMs of 2 GiB at concurrency 1, 2, 4 vs curl',
+  issue: 6,
+  async run({ quick, tmpDir, log }) {
+    const count = quick ? 2 : 8
+    const sizeMiB = quick ? 32 : 2048
+    const levels = quick ? [2] : [1, 2, 4]
+    const names = Array.from({ length: count }, (_, i) => `exp-${i}`)
+    const seed = await writeSeed(
+      tmpDir,
+      'vm-export',
+      onePool(
+        names.map((name) => ({ name, powerState: 'Halted', disks: [{ sizeMiB, allocated: 0.25 }] }))
+      )
+    )
+    const sim = await startSimProcess(['--seed', seed, '--port', '0'])
+    const url = sim.pools[0]!.master
+    const env = { XAPI_URL: url, XAPI_USER: sim.user, XAPI_PASSWORD: sim.password }
+    const curl = await curlSession(url, sim.user, sim.password)
+    const figures: Figure[] = []
+    try {
+      for (const c of levels) {
+        const out = join(tmpDir, `export-${c}`)
+        await rm(out, { recursive: true, force: true })
+        const ours = await runScript(
+          'vm-export',
+          ['--all', '--out', out, '--concurrency', String(c), '--json'],
+          env
+        )
+        if (ours.code !== 0) throw new Error(`vm-export exited with ${ours.code}: ${ours.stderr}`)
+        const summary = JSON.parse(ours.stdout.trim().split('\n').at(-1)!) as {
+          results: { bytes?: number }[]
+        }
+        const bytes = summary.results.reduce((a, r) => a + (r.bytes ?? 0), 0)
+        await rm(out, { recursive: true, force: true })
+
+        await mkdir(out, { recursive: true })
+        const t0 = performance.now()
+        let next = 0
+        await Promise.all(
+          Array.from({ length: c }, async () => {
+            while (next < names.length) {
+              const name = names[next++]!
+              await curl.export(name, join(out, `${name}.xva`))
+            }
+          })
+        )
+        const curlMs = performance.now() - t0
+        await rm(out, { recursive: true, force: true })
+        const rate = bytes / 2 ** 20 / (ours.ms / 1000)
+        const curlRate = bytes / 2 ** 20 / (curlMs / 1000)
+        log(
+          `concurrency ${c}: ${rate.toFixed(0)} MiB/s vs curl ${curlRate.toFixed(0)} MiB/s, peak RSS ${ours.peakRssMiB.toFixed(0)} MiB`
+        )
+        figures.push({
+          name: `${count} VMs (${(bytes / 2 ** 30).toFixed(1)} GiB on the wire), concurrency ${c}, whole script`,
+          value: rate,
+          unit: 'MiB/s',
+          better: 'higher',
+          baseline: {
+            name: `${c} curl in parallel, no verification, no manifest`,
+            value: curlRate,
+          },
+          goal: '≥ 0.9× curl',
+          met: rate >= 0.9 * curlRate,
+        })
+        figures.push({
+          name: `peak RSS of vm-export, concurrency ${c}`,
+          value: ours.peakRssMiB,
+          unit: 'MiB',
+          better: 'lower',
+          goal: 'flat',
+        })
+      }
+    } finally {
+      await curl.close()
+      await sim.stop()
+    }
+    return figures
+  },
+}
