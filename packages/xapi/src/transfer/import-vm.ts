@@ -54,7 +54,7 @@ export async function importVm(
     const result = await run.conclude(upload(run, client, target, source, o.length))
     return decodeVmRefs(result)
   } catch (error) {
-    destroySource(source, error)
+    destroySource(source)
     throw error
   }
 }
@@ -181,9 +181,10 @@ function toBuffer(chunk: unknown): Buffer {
   throw new TypeError(`Expected the import source to yield Buffers, got ${typeof chunk}`)
 }
 
-function destroySource(source: unknown, error: unknown): void {
+/** Without an error: an 'error' event nobody listens to would crash the process. */
+function destroySource(source: unknown): void {
   const s = source as Partial<Readable> | null
-  if (typeof s?.destroy === 'function' && s.destroyed === false) s.destroy(error as Error)
+  if (typeof s?.destroy === 'function' && s.destroyed === false) s.destroy()
 }
 
 /** The task result of `/import`: an XML-RPC array of VM refs (`<value><array>…`). */
