@@ -132,7 +132,7 @@ export class Journal {
       uuid,
       updatedAt: new Date().toISOString(),
     }
-    if (patch.status !== undefined && patch.status !== 'failed' && 'error' in entry) {
+    if (patch.status !== undefined && patch.status !== 'failed' && patch.error === undefined) {
       delete (entry as { error?: string }).error
     }
     this.#data.vms[uuid] = entry

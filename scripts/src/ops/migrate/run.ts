@@ -1,0 +1,81 @@
+import PQueue from 'p-queue'
+import { describeError } from '../../lib/errors.js'
+import type { RunReport } from '../../lib/results.js'
+import type { MigrateEvent } from './events.js'
+import { HostSlots } from './host-slots.js'
+import type { Journal } from './journal.js'
+import { migrateVm, type MigrateOptions, type MigrateResult } from './migrate-vm.js'
+import type { MigrationPlan } from './plan.js'
+import type { PoolInventory } from './records.js'
+import type { MigrateXapi } from './xapi.js'
+
+/** The two pools of a run. */
+export type MigratePools = {
+  readonly source: MigrateXapi
+  readonly dest: MigrateXapi
+  readonly destInventory: PoolInventory
+}
+
+/**
+ * Runs a plan: at most `concurrency` VMs at once (p-queue) and at most 3 storage migrations per
+ * host; each VM's outcome is a result, one failure does not stop the others. On abort, queued VMs
+ * are reported `skipped`, running ones are cancelled and cleaned up, and the report says
+ * `interrupted`.
+ */
+export async function runMigrations(
+  pools: MigratePools,
+  plan: MigrationPlan,
+  journal: Journal,
+  options: MigrateOptions & { readonly concurrency: number },
+  context: { readonly signal: AbortSignal; readonly emit: (event: MigrateEvent) => void }
+): Promise<RunReport> {
+  const { signal, emit } = context
+  const ctx = {
+    ...pools,
+    plan,
+    journal,
+    options,
+    slots: new HostSlots(),
+    emit,
+  }
+  const results = new Map<string, MigrateResult>()
+  for (const s of plan.skipped) {
+    results.set(s.uuid, {
+      vm: s.uuid,
+      name: s.name,
+      status: 'skipped',
+      action: 'none',
+      error: s.reason,
+      ...(s.newVm !== undefined && { newVm: s.newVm }),
+    })
+  }
+  const queue = new PQueue({ concurrency: options.concurrency })
+  await Promise.all(
+    plan.vms.map((vm) =>
+      queue
+        .add(() => migrateVm(ctx, vm, signal), { signal })
+        .then((result) => void results.set(vm.uuid, result))
+        .catch((error: unknown) => {
+          // Only an abort while queued gets here: migrateVm itself never throws.
+          results.set(vm.uuid, {
+            vm: vm.uuid,
+            name: vm.name,
+            status: 'skipped',
+            action: 'none',
+            error: signal.aborted ? 'interrupted before it started' : describeError(error),
+          })
+        })
+    )
+  )
+  await journal.flush()
+  const order = [...plan.vms.map((vm) => vm.uuid), ...plan.skipped.map((s) => s.uuid)]
+  return {
+    results: order.map((uuid) => results.get(uuid)!).filter(Boolean),
+    summary: {
+      source: plan.source.name,
+      destination: plan.destination.name,
+      journal: journal.file,
+    },
+    interrupted: signal.aborted,
+  }
+}

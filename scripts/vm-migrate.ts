@@ -1,0 +1,6 @@
+// Migrate VMs between pools, planned and resumable: see scripts/README.md#vm-migrate.
+import { vmMigrateCommand } from './src/commands/vm-migrate.js'
+import { runCommand } from './src/lib/run-command.js'
+
+const code = await runCommand(vmMigrateCommand)
+process.stdout.write('', () => process.exit(code))
