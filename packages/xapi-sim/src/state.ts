@@ -118,6 +118,11 @@ export class SimState {
         'Authentication failure',
       ])
     }
+    return this.createSession(pool, originator)
+  }
+
+  /** A new session on `pool` for the simulated user (login checks done by the caller). */
+  createSession(pool: PoolRuntime, originator = ''): SimSession {
     const now = new Date()
     const s: SimSession = {
       ref: newRef(),

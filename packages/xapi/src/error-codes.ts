@@ -64,6 +64,15 @@ export const XAPI_ERROR_PARAMS = {
   TOO_MANY_PENDING_TASKS: [],
   HOST_CANNOT_ATTACH_NETWORK: ['host', 'network'],
   VM_INCOMPATIBLE_WITH_THIS_HOST: ['vm', 'host', 'reason'],
+  VDI_NOT_IN_MAP: ['vdi'],
+  VIF_NOT_IN_MAP: ['vif'],
+  VM_MIGRATE_CONTACT_REMOTE_SERVICE_FAILED: [],
+  VM_FAILED_SUSPEND_ACKNOWLEDGMENT: ['vm'],
+  CANNOT_RESET_CONTROL_DOMAIN: ['vm'],
+  MAP_DUPLICATE_KEY: ['type', 'param_name', 'uuid', 'key'],
+  MEMORY_CONSTRAINT_VIOLATION: ['constraint'],
+  HOST_HAS_NO_MANAGEMENT_IP: [],
+  SESSION_NOT_REGISTERED: ['handle'],
 } as const satisfies Record<string, readonly string[]>
 
 /** A code in {@link XAPI_ERROR_PARAMS}. */

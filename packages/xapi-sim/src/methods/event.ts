@@ -72,6 +72,9 @@ function validRefCounts(db: PoolDb, sub: Subscription): Record<string, I4> {
     const lc = cls.toLowerCase()
     if (sub.all || sub.classes.has(lc) || sub.refs.has(lc)) out[lc] = new I4(db.all(cls).size)
   }
+  for (const lc of [...sub.classes, ...sub.refs.keys()]) {
+    if (out[lc] === undefined && canonicalClass(lc) !== undefined) out[lc] = new I4(0)
+  }
   return out
 }
 

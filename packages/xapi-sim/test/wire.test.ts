@@ -1,0 +1,286 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startSimulator, type Simulator } from '../src/index.js'
+import { decodeResponse, failure, jsonCall, login, methodCall, ok, post } from './rpc.js'
+
+let sim: Simulator
+let url: string
+let slaveUrl: string
+let session: string
+
+beforeAll(async () => {
+  sim = await startSimulator({ seed: 'small', timeScale: 0.001 })
+  url = sim.pools[0]!.masterUrl
+  slaveUrl = sim.pools[0]!.hosts[1]!.url
+  session = await login(url, sim.user, sim.password)
+})
+afterAll(() => sim.close())
+
+const ENVELOPE_HEAD = '<?xml version="1.0"?><methodResponse><params><param><value><struct>'
+const ENVELOPE_TAIL = '</struct></value></param></params></methodResponse>'
+
+describe('XML-RPC envelope', () => {
+  it('answers a login with the exact xapi success envelope, untyped ref, content-type text/xml', async () => {
+    const r = await post(
+      url,
+      '/',
+      methodCall('session.login_with_password', [sim.user, sim.password])
+    )
+    expect(r.status).toBe(200)
+    expect(r.type).toBe('text/xml')
+    expect(r.headers['access-control-allow-origin']).toBe('*')
+    expect(r.body).toMatch(
+      new RegExp(
+        `^${escape(ENVELOPE_HEAD)}<member><name>Status</name><value>Success</value></member>` +
+          `<member><name>Value</name><value>OpaqueRef:[0-9a-f-]{36}</value></member>${escape(ENVELOPE_TAIL)}$`
+      )
+    )
+  })
+
+  it('answers a failure with Status/ErrorDescription, never a fault', async () => {
+    const r = await post(url, '/', methodCall('VM.get_record', [session, 'OpaqueRef:nope']))
+    expect(r.status).toBe(200)
+    expect(r.body).toBe(
+      `${ENVELOPE_HEAD}<member><name>Status</name><value>Failure</value></member>` +
+        '<member><name>ErrorDescription</name><value><array><data><value>HANDLE_INVALID</value>' +
+        `<value>VM</value><value>OpaqueRef:nope</value></data></array></value></member>${ENVELOPE_TAIL}`
+    )
+    expect(r.body).not.toContain('fault')
+  })
+
+  it('serves /RPC2 and /xmlrpc the same way', async () => {
+    for (const path of ['/RPC2', '/xmlrpc']) {
+      const r = await post(url, path, methodCall('pool.get_all', [session]))
+      expect(r.type).toBe('text/xml')
+      expect(decodeResponse(r.body).Value).toHaveLength(1)
+    }
+  })
+
+  it('encodes ints untyped, booleans as <boolean>1</boolean>, dates with Z, floats as <double>', async () => {
+    const [vm] = await ok(url, 'VM.get_by_name_label', session, 'web-01')
+    const r = await post(url, '/', methodCall('VM.get_record', [session, vm]))
+    expect(r.body).toContain('<member><name>domid</name><value>1</value></member>')
+    expect(r.body).toContain(
+      '<member><name>is_a_template</name><value><boolean>0</boolean></value></member>'
+    )
+    expect(r.body).toMatch(
+      /<member><name>snapshot_time<\/name><value><dateTime.iso8601>19700101T00:00:00Z<\/dateTime.iso8601><\/value><\/member>/
+    )
+    expect(r.body).toContain(
+      '<member><name>HVM_shadow_multiplier</name><value><double>1</double></value></member>'
+    )
+    expect(r.body).toContain('<member><name>name_description</name><value></value></member>')
+    const r2 = await post(
+      url,
+      '/',
+      methodCall('VM.get_is_a_template', [
+        session,
+        (await ok(url, 'VM.get_by_name_label', session, 'Debian 12 template'))[0],
+      ])
+    )
+    expect(r2.body).toContain('<value><boolean>1</boolean></value>')
+  })
+
+  it('sends valid_ref_counts as <i4> and a zero-padded token', async () => {
+    const r = await post(url, '/', methodCall('event.from', [session, ['task'], '', 0.1]))
+    expect(r.body).toMatch(
+      /<member><name>valid_ref_counts<\/name><value><struct><member><name>task<\/name><value><i4>\d+<\/i4><\/value><\/member><\/struct><\/value><\/member>/
+    )
+    expect(decodeResponse(r.body).Value.token).toMatch(/^\d{20},\d{20}$/)
+  })
+
+  it('accepts typed and untyped params, CDATA, entities, whitespace and <params/>', async () => {
+    const body =
+      '<?xml version="1.0"?>\n<methodCall>\n  <methodName>VM.get_by_name_label</methodName>\n  <params>\n' +
+      `    <param><value><string>${session}</string></value></param>\n` +
+      '    <param><value><![CDATA[web-01]]></value></param>\n  </params>\n</methodCall>\n'
+    expect(decodeResponse((await post(url, '/', body)).body).Value).toHaveLength(1)
+    const listed = await post(
+      url,
+      '/',
+      '<methodCall><methodName>system.listMethods</methodName><params/></methodCall>'
+    )
+    expect(decodeResponse(listed.body).Value).toContain('VM.get_all_records')
+  })
+})
+
+describe('XAPI errors', () => {
+  it('MESSAGE_METHOD_UNKNOWN [method]', async () => {
+    expect(await failure(url, 'VM.frobnicate', session)).toEqual([
+      'MESSAGE_METHOD_UNKNOWN',
+      'VM.frobnicate',
+    ])
+    expect(await failure(url, 'Async.VM.get_record', session, 'x')).toEqual([
+      'MESSAGE_METHOD_UNKNOWN',
+      'Async.VM.get_record',
+    ])
+  })
+
+  it('MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received], session counted', async () => {
+    expect(await failure(url, 'VM.get_record', session)).toEqual([
+      'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      'VM.get_record',
+      '2',
+      '1',
+    ])
+    expect(await failure(url, 'VM.start', session, 'OpaqueRef:x')).toEqual([
+      'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      'VM.start',
+      '4',
+      '2',
+    ])
+  })
+
+  it('accepts the documented shorter arities', async () => {
+    const [host] = await ok(url, 'host.get_all', session)
+    await ok(url, 'host.disable', session, host)
+    await ok(url, 'host.disable', session, host, true)
+    await ok(url, 'host.enable', session, host)
+    expect(await ok(url, 'session.login_with_password', sim.user, sim.password)).toMatch(
+      /^OpaqueRef:/
+    )
+    expect(await ok(url, 'session.login_with_password', sim.user, sim.password, '1.1')).toMatch(
+      /^OpaqueRef:/
+    )
+  })
+
+  it('HANDLE_INVALID [class, ref] and UUID_INVALID [class, uuid]', async () => {
+    expect(await failure(url, 'SR.get_name_label', session, 'OpaqueRef:gone')).toEqual([
+      'HANDLE_INVALID',
+      'SR',
+      'OpaqueRef:gone',
+    ])
+    expect(await failure(url, 'VM.get_by_uuid', session, 'not-a-uuid')).toEqual([
+      'UUID_INVALID',
+      'VM',
+      'not-a-uuid',
+    ])
+    const [pool] = await ok(url, 'pool.get_all', session)
+    expect(await failure(url, 'VM.get_record', session, pool)).toEqual([
+      'HANDLE_INVALID',
+      'VM',
+      pool,
+    ])
+  })
+
+  it('SESSION_INVALID [ref] and SESSION_AUTHENTICATION_FAILED [user, msg]', async () => {
+    expect(await failure(url, 'VM.get_all', 'OpaqueRef:bogus')).toEqual([
+      'SESSION_INVALID',
+      'OpaqueRef:bogus',
+    ])
+    const s = await login(url, sim.user, sim.password)
+    await ok(url, 'session.logout', s)
+    expect(await failure(url, 'VM.get_all', s)).toEqual(['SESSION_INVALID', s])
+    expect(await failure(url, 'session.login_with_password', 'root', 'wrong')).toEqual([
+      'SESSION_AUTHENTICATION_FAILED',
+      'root',
+      'Authentication failure',
+    ])
+  })
+
+  it('HOST_IS_SLAVE [127.0.0.1:<master port>] for login and calls on a supporter', async () => {
+    const master = new URL(url).host
+    expect(await failure(slaveUrl, 'session.login_with_password', sim.user, sim.password)).toEqual([
+      'HOST_IS_SLAVE',
+      master,
+    ])
+    expect(await failure(slaveUrl, 'VM.get_all', session)).toEqual(['HOST_IS_SLAVE', master])
+  })
+
+  it('answers malformed XML and a missing <params> with HTTP 500, and keeps serving', async () => {
+    for (const body of [
+      '<methodCall><methodName>VM.get_all',
+      'not xml at all',
+      '<methodCall><methodName>VM.get_all</methodName></methodCall>',
+      '',
+    ]) {
+      const r = await post(url, '/', body)
+      expect(r.status).toBe(500)
+    }
+    expect(await ok(url, 'pool.get_all', session)).toHaveLength(1)
+  })
+
+  it('FIELD_TYPE_ERROR for a badly typed setter value', async () => {
+    const [vm] = await ok(url, 'VM.get_by_name_label', session, 'build-01')
+    expect(await failure(url, 'VM.set_order', session, vm, 'abc')).toEqual([
+      'FIELD_TYPE_ERROR',
+      'order',
+    ])
+  })
+})
+
+describe('JSON-RPC on /jsonrpc', () => {
+  it('v2: result/error {code: 1, message, data}, application/json', async () => {
+    const r = await jsonCall(url, {
+      jsonrpc: '2.0',
+      method: 'pool.get_all',
+      params: [session],
+      id: 7,
+    })
+    expect(r.type).toBe('application/json')
+    expect(r.json).toEqual({
+      jsonrpc: '2.0',
+      result: [expect.stringMatching(/^OpaqueRef:/)],
+      id: 7,
+    })
+    const e = await jsonCall(url, {
+      jsonrpc: '2.0',
+      method: 'VM.get_record',
+      params: [session, 'OpaqueRef:x'],
+      id: 'a',
+    })
+    expect(e.json).toEqual({
+      jsonrpc: '2.0',
+      error: { code: 1, message: 'HANDLE_INVALID', data: ['VM', 'OpaqueRef:x'] },
+      id: 'a',
+    })
+  })
+
+  it('v1: {result, error: [code, ...params], id}; sessions shared with XML-RPC', async () => {
+    const r = await jsonCall(url, {
+      method: 'session.login_with_password',
+      params: [sim.user, sim.password],
+      id: 1,
+    })
+    expect(r.json.error).toBeNull()
+    const s = r.json.result as string
+    expect(await ok(url, 'pool.get_all', s)).toHaveLength(1)
+    const e = await jsonCall(url, { method: 'VM.nope', params: [s], id: 2 })
+    expect(e.json).toEqual({ result: null, error: ['MESSAGE_METHOD_UNKNOWN', 'VM.nope'], id: 2 })
+  })
+
+  it('ints as numbers, dates as xapi strings', async () => {
+    const [vm] = await ok(url, 'VM.get_by_name_label', session, 'web-01')
+    const r = await jsonCall(url, {
+      jsonrpc: '2.0',
+      method: 'VM.get_record',
+      params: [session, vm],
+      id: 1,
+    })
+    expect(r.json.result.memory_static_max).toBe(1073741824)
+    expect(r.json.result.snapshot_time).toBe('19700101T00:00:00Z')
+    expect(r.json.result.is_a_template).toBe(false)
+  })
+
+  it('malformed JSON → HTTP 500, and the server keeps serving', async () => {
+    const r = await post(url, '/jsonrpc', '{"method": ', 'application/json')
+    expect(r.status).toBe(500)
+    expect(
+      (await jsonCall(url, { method: 'pool.get_all', params: [session], id: 1 })).json.result
+    ).toHaveLength(1)
+  })
+})
+
+describe('TLS', () => {
+  it('serves HTTPS with a self-signed certificate whose SHA-256 fingerprint is reported', async () => {
+    const { X509Certificate } = await import('node:crypto')
+    await using tsim = await startSimulator({ seed: 'small', tls: true, timeScale: 0.001 })
+    expect(tsim.pools[0]!.masterUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/)
+    expect(new X509Certificate(tsim.certificate!).fingerprint256).toBe(tsim.fingerprint)
+    const s = await login(tsim.pools[0]!.masterUrl, tsim.user, tsim.password)
+    expect(await ok(tsim.pools[0]!.masterUrl, 'pool.get_all', s)).toHaveLength(1)
+  })
+})
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
