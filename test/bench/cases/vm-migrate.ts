@@ -38,8 +38,7 @@ export const vmMigrateBench: Bench = {
     const figures: Figure[] = []
 
     // The manual way, once: for each VM, curl the export into a file, then curl it up.
-    let manualMs = 0
-    {
+    const manualMs = await (async () => {
       const sim = await startSimProcess(['--seed', seed, '--port', '0'])
       const src = await curlSession(sim.pools[0]!.master, sim.user, sim.password)
       const dst = await curlSession(sim.pools[1]!.master, sim.user, sim.password)
@@ -51,13 +50,13 @@ export const vmMigrateBench: Bench = {
           await dst.import(file)
           await rm(file)
         }
-        manualMs = performance.now() - t0
+        return performance.now() - t0
       } finally {
         await src.close()
         await dst.close()
         await sim.stop()
       }
-    }
+    })()
 
     for (const c of levels) {
       const sim = await startSimProcess(['--seed', seed, '--port', '0'])
