@@ -48,7 +48,7 @@ export type ProgressDisplayOptions = {
 /** Progress of concurrent transfers, rendered live or as periodic snapshots. */
 export type ProgressDisplay = {
   start(id: string, label: string): TransferHandle
-  /** An item finished without a transfer (skipped, failed early): counts toward the overall bar. */
+  /** An item of the batch is over (whatever happened): counts toward the overall bar. */
   itemDone(): void
   /** Prints a line without breaking the bars (`tty`), else returns false: print it yourself. */
   log(line: string): boolean
@@ -141,10 +141,7 @@ export function createProgressDisplay(options: ProgressDisplayOptions): Progress
       return {
         update: (bytes, fraction) => t.update(bytes, fraction),
         finish: () => {
-          if (active.delete(id)) {
-            done++
-            finishedBytes += t.bytes
-          }
+          if (active.delete(id)) finishedBytes += t.bytes
         },
       }
     },
@@ -204,7 +201,6 @@ function createBars(
         update: (bytes, fraction) => t.update(bytes, fraction),
         finish: () => {
           if (!active.delete(id)) return
-          countDone()
           addBytes(t.bytes)
           const bar = bars.get(id)
           bars.delete(id)

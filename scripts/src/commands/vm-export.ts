@@ -1,0 +1,232 @@
+import { resolve } from 'node:path'
+import type { Argv } from 'yargs'
+import type { ScriptCommand } from '../lib/run-command.js'
+import {
+  addCommonOptions,
+  validatePositiveSeconds,
+  type CommonArgs,
+} from '../lib/common-options.js'
+import { addConnectionOptions, resolveConnection } from '../lib/connection-options.js'
+import { UsageError } from '../lib/errors.js'
+import {
+  addSelectorOptions,
+  assertSelection,
+  selectVms,
+  type SelectorArgs,
+} from '../lib/selectors.js'
+import { connectPool } from '../ops/transfer/connect.js'
+import { createProgressDisplay, type ProgressDisplay } from '../ops/transfer/progress-display.js'
+import { formatExportEvent, type VmExportEvent } from '../ops/vm-export/events.js'
+import { SpaceBudget } from '../ops/vm-export/free-space.js'
+import { ManifestStore, MANIFEST_FILE } from '../ops/vm-export/manifest.js'
+import type { Compression } from '../ops/vm-export/naming.js'
+import { prepareOutDir } from '../ops/vm-export/out-dir.js'
+import { loadInventory, planExports, type RunningMode } from '../ops/vm-export/plan.js'
+import { exportVms } from '../ops/vm-export/run-export.js'
+
+/** Parsed arguments of vm-export. */
+export type VmExportArgs = CommonArgs &
+  SelectorArgs & {
+    readonly out: string
+    readonly compress: Compression
+    readonly 'metadata-only': boolean
+    readonly running: RunningMode
+    readonly retries: number
+    readonly overwrite: boolean
+    readonly 'clean-timeout': number
+    readonly 'progress-interval': number
+    readonly 'retry-delay': number
+  } & Record<string, unknown>
+
+const COMPRESSIONS = ['none', 'gzip', 'zstd'] as const
+const RUNNING_MODES = ['snapshot', 'offline', 'skip'] as const
+
+/** `vm-export`: verified, concurrent, resumable XVA backups (issue 6). */
+export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
+  name: 'vm-export',
+  describe:
+    'Export VMs to XVA files, verified in flight, with manifest.json and SHA256SUMS; a rerun resumes a broken batch',
+  builder: (argv: Argv) =>
+    addSelectorOptions(
+      addCommonOptions(addConnectionOptions(argv), {
+        concurrency: 2,
+        concurrencyHelp: 'exports at once (and never more than 2 per host)',
+      })
+    )
+      .option('out', {
+        type: 'string',
+        demandOption: true,
+        describe: 'directory for the XVA files, manifest.json and SHA256SUMS (created if missing)',
+      })
+      .option('compress', {
+        choices: COMPRESSIONS,
+        default: 'none' as Compression,
+        describe: 'compression done by the host (.xva, .xva.gz, .xva.zst)',
+      })
+      .option('metadata-only', {
+        type: 'boolean',
+        default: false,
+        describe: 'export ova.xml only (no disks), in any power state',
+      })
+      .option('running', {
+        choices: RUNNING_MODES,
+        default: 'snapshot' as RunningMode,
+        describe:
+          'running VMs: export a snapshot (destroyed afterwards), shut down and restart (offline), or skip',
+      })
+      .option('retries', {
+        type: 'number',
+        default: 2,
+        describe: 'new attempts after a transport or verification failure (with backoff)',
+        coerce: (value: unknown) => validateRetries(value),
+      })
+      .option('overwrite', {
+        type: 'boolean',
+        default: false,
+        describe: 'export again VMs whose verified file is already in --out',
+      })
+      .option('clean-timeout', {
+        type: 'number',
+        default: 60,
+        describe: 'with --running offline: seconds to wait for a clean shutdown before a hard one',
+        coerce: (value: unknown) => validatePositiveSeconds('--clean-timeout', value),
+      })
+      .option('progress-interval', {
+        type: 'number',
+        default: 10,
+        hidden: true,
+        coerce: (value: unknown) => validatePositiveSeconds('--progress-interval', value),
+      })
+      .option('retry-delay', {
+        type: 'number',
+        default: 1,
+        hidden: true,
+        coerce: (value: unknown) => validatePositiveSeconds('--retry-delay', value),
+      })
+      .example('$0 --all --out /backup/$(date +%F) --compress zstd', 'back the whole pool up')
+      .example(
+        '$0 --tag nightly --exclude "test-*" --out /backup --running offline',
+        ''
+      ) as Argv<VmExportArgs>,
+  format: formatExportEvent,
+
+  async run(argv, { signal, output, env, stdin, stderr }) {
+    const dryRun = argv['dry-run']
+    const out = resolve(argv.out)
+    let compression = argv.compress
+    if (argv['metadata-only'] && compression !== 'none') {
+      output.warn('--metadata-only exports are never compressed: --compress ignored')
+      compression = 'none'
+    }
+    const settings = await resolveConnection(argv, { env, stdin, stderr, signal })
+    await prepareOutDir(out, { create: !dryRun })
+    const client = await connectPool(settings, { readOnly: dryRun, signal })
+    let display: ProgressDisplay | undefined
+    try {
+      const inventory = await loadInventory(client, signal)
+      const selection = selectVms(Object.fromEntries(inventory.vms), argv)
+      assertSelection(argv, selection)
+      const items = planExports(inventory, selection.selected, {
+        running: argv.running,
+        compression,
+        metadataOnly: argv['metadata-only'],
+      })
+      const poolName = inventory.pool.name_label || inventory.pool.uuid
+      output.emit({
+        kind: 'plan',
+        pool: poolName,
+        out,
+        compression,
+        metadataOnly: argv['metadata-only'],
+        dryRun,
+        vms: items.map((i) => ({
+          vm: i.uuid,
+          name: i.name,
+          power_state: i.powerState,
+          action: i.action,
+          host: i.hostName,
+          file: i.file,
+          estimateBytes: i.estimateBytes,
+        })),
+      })
+      const summary = { pool: poolName, out, manifest: `${out}/${MANIFEST_FILE}`, dryRun }
+      if (dryRun) {
+        const results = items.map((i) => ({
+          vm: i.uuid,
+          name: i.name,
+          action: i.action,
+          file: i.file,
+          status: 'skipped' as const,
+          error: 'dry run',
+        }))
+        return { results, summary }
+      }
+      const { store, warning } = await ManifestStore.load(out)
+      if (warning) output.warn(warning)
+      const live = !argv.json && process.stderr.isTTY === true
+      const sameTerminal = live && process.stdout.isTTY === true
+      display = createProgressDisplay({
+        mode: live ? 'tty' : 'lines',
+        totalItems: items.length,
+        intervalMs: argv.json ? 1000 : argv['progress-interval'] * 1000,
+        onTick: (o) => {
+          for (const t of o.active) {
+            output.emit({
+              kind: 'export-progress',
+              vm: t.id,
+              name: t.label,
+              bytes: t.bytes,
+              ...(t.fraction === undefined ? {} : { fraction: t.fraction }),
+              rateBytesPerSec: Math.round(t.rateBytesPerSec),
+              ...(t.etaS === undefined ? {} : { etaS: Math.round(t.etaS) }),
+            })
+          }
+          output.emit({
+            kind: 'progress',
+            done: o.done,
+            total: o.total,
+            bytes: o.bytes,
+            rateBytesPerSec: Math.round(o.rateBytesPerSec),
+          })
+        },
+      })
+      const shown = display
+      const emit = (event: VmExportEvent) => {
+        const line = sameTerminal ? formatExportEvent(event) : undefined
+        if (line === undefined || !shown.log(line)) output.emit(event)
+      }
+      const results = await exportVms(
+        items,
+        {
+          client,
+          dir: out,
+          compression,
+          metadataOnly: argv['metadata-only'],
+          retries: argv.retries,
+          retryBaseMs: argv['retry-delay'] * 1000,
+          overwrite: argv.overwrite,
+          cleanTimeoutMs: argv['clean-timeout'] * 1000,
+          pool: { uuid: inventory.pool.uuid, name: poolName },
+          manifest: store,
+          budget: new SpaceBudget(),
+          display,
+          emit,
+          warn: (message) => output.warn(message),
+        },
+        { concurrency: argv.concurrency, signal }
+      )
+      return { results, summary, interrupted: signal.aborted }
+    } finally {
+      display?.stop()
+      await client.close().catch(() => {})
+    }
+  },
+}
+
+function validateRetries(value: unknown): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new UsageError(`expected --retries to be a non-negative integer, got ${String(value)}`)
+  }
+  return n
+}

@@ -1,0 +1,56 @@
+import { createReadStream } from 'node:fs'
+import { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createXvaVerifier, type XvaSummary } from '@xapi-ops/xapi'
+import { HashTap } from './hash-tap.js'
+import { XvaVerificationError } from './retry.js'
+
+/** What {@link verifyFile} found. */
+export type VerifiedFile = {
+  readonly bytes: number
+  readonly sha256: string
+  readonly summary: XvaSummary
+}
+
+/**
+ * Reads an XVA file (plain, gzip or zstd) once: replays xapi's importer on it and computes its
+ * SHA-256. Rejects with {@link XvaVerificationError} when it is not a valid archive, or with
+ * the file-system error (`ENOENT`…) when it cannot be read.
+ */
+export async function verifyFile(
+  path: string,
+  options: { readonly metadataOnly?: boolean; readonly signal?: AbortSignal } = {}
+): Promise<VerifiedFile> {
+  const tap = new HashTap()
+  const verifier = createXvaVerifier({ metadataOnly: options.metadataOnly ?? false })
+  let verifyError: unknown
+  verifier.once('error', (error) => (verifyError = error))
+  const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() })
+  try {
+    await pipeline(
+      createReadStream(path, { highWaterMark: 1024 * 1024 }),
+      tap,
+      verifier,
+      sink,
+      options.signal ? { signal: options.signal } : {}
+    )
+  } catch (error) {
+    options.signal?.throwIfAborted()
+    if (verifyError !== undefined) {
+      throw new XvaVerificationError(`not a valid XVA archive: ${message(verifyError)}`, {
+        cause: verifyError,
+      })
+    }
+    throw error
+  }
+  try {
+    const summary = await verifier.result
+    return { bytes: tap.bytes, sha256: tap.digest(), summary }
+  } catch (error) {
+    throw new XvaVerificationError(`not a valid XVA archive: ${message(error)}`, { cause: error })
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}

@@ -1,0 +1,194 @@
+import type { Ref, XapiClient } from '@xapi-ops/xapi'
+import { describeError } from '../../lib/errors.js'
+import type { ItemResult } from '../../lib/results.js'
+import type { ProgressDisplay, TransferHandle } from '../transfer/progress-display.js'
+import { backoffMs, isRetriable, sleep } from '../transfer/retry.js'
+import type { VmExportEvent } from './events.js'
+import { checkFreeSpace, type SpaceBudget } from './free-space.js'
+import type { ManifestEntry, ManifestStore } from './manifest.js'
+import type { Compression } from './naming.js'
+import type { ExportItem } from './plan.js'
+import { checkExisting } from './resume.js'
+import {
+  destroySnapshot,
+  restartVm,
+  stopVm,
+  takeSnapshot,
+  type ExportSnapshot,
+} from './vm-power.js'
+import { writeExport, type WrittenExport } from './write-export.js'
+
+/** What every export job of a run shares. */
+export type ExportJobContext = {
+  readonly client: XapiClient
+  readonly dir: string
+  readonly compression: Compression
+  readonly metadataOnly: boolean
+  /** Attempts after the first one, after transport and verification failures. */
+  readonly retries: number
+  readonly retryBaseMs: number
+  readonly overwrite: boolean
+  readonly cleanTimeoutMs: number
+  readonly pool: ManifestEntry['pool']
+  readonly manifest: ManifestStore
+  readonly budget: SpaceBudget
+  readonly display: ProgressDisplay
+  readonly emit: (event: VmExportEvent) => void
+  readonly warn: (message: string) => void
+}
+
+/**
+ * Exports one VM: resume check, snapshot or shutdown as planned, the transfer with retries, the
+ * manifest update, then — whatever happened — the snapshot destroyed or the VM started again.
+ * Never throws: the outcome is the returned result.
+ */
+export async function runExportJob(
+  item: ExportItem,
+  ctx: ExportJobContext,
+  signal: AbortSignal
+): Promise<ItemResult> {
+  const id = { vm: item.uuid, name: item.name }
+  const base = { ...id, action: item.action, file: item.file }
+  if (item.action === 'skip') {
+    return { ...base, status: 'skipped', error: `${item.powerState} (--running skip)` }
+  }
+  let snapshot: ExportSnapshot | undefined
+  let stopped = false
+  let result: ItemResult
+  try {
+    signal.throwIfAborted()
+    if (!ctx.overwrite) {
+      const existing = await checkExisting(ctx.manifest, item, { ...ctx, signal })
+      if (existing.state === 'verified') {
+        const { bytes, sha256 } = existing.entry
+        ctx.emit({ kind: 'resumed', ...id, file: item.file, bytes })
+        return {
+          ...base,
+          action: 'none',
+          status: 'skipped',
+          bytes,
+          sha256,
+          error: 'already exported',
+        }
+      }
+      if (existing.state === 'invalid')
+        ctx.warn(`${item.name}: ${existing.reason}: exporting again`)
+    }
+    let target = item.ref
+    if (item.action === 'snapshot') {
+      snapshot = await takeSnapshot(ctx.client, item.ref, item.name, signal)
+      ctx.emit({ kind: 'snapshot', ...id, snapshot: snapshot.uuid })
+      target = snapshot.ref
+    } else if (item.action === 'offline') {
+      const how = await stopVm(ctx.client, item.ref, { cleanTimeoutMs: ctx.cleanTimeoutMs, signal })
+      stopped = true
+      ctx.emit({ kind: 'vm-stopped', ...id, action: how })
+    }
+    const started = Date.now()
+    const written = await exportWithRetries(item, target, snapshot ? 'snapshot' : 'vm', ctx, signal)
+    const durationMs = Date.now() - started
+    await ctx.manifest.put({
+      uuid: item.uuid,
+      name: item.name,
+      file: item.file,
+      bytes: written.bytes,
+      sha256: written.sha256,
+      compression: ctx.compression,
+      metadataOnly: ctx.metadataOnly,
+      time: new Date().toISOString(),
+      durationMs,
+      source: snapshot ? 'snapshot' : 'vm',
+      pool: ctx.pool,
+      record: item.record,
+    })
+    ctx.emit({ kind: 'export-done', ...id, file: item.file, ...written, durationMs })
+    result = { ...base, status: 'ok', ...written, durationMs }
+  } catch (error) {
+    const message = signal.aborted
+      ? `interrupted (${describeError(signal.reason)})`
+      : describeError(error)
+    ctx.emit({ kind: 'export-failed', ...id, error: message })
+    result = { ...base, status: 'failed', error: message }
+  }
+  const cleanupErrors: string[] = []
+  if (snapshot) {
+    try {
+      await destroySnapshot(ctx.client, snapshot.ref)
+      ctx.emit({ kind: 'snapshot-destroyed', ...id, snapshot: snapshot.uuid })
+    } catch (error) {
+      cleanupErrors.push(`snapshot ${snapshot.uuid} left behind: ${describeError(error)}`)
+    }
+  }
+  if (stopped) {
+    try {
+      await restartVm(ctx.client, item.ref, {
+        host: item.record.resident_on,
+        paused: item.powerState === 'Paused',
+      })
+      ctx.emit({ kind: 'vm-restarted', ...id })
+    } catch (error) {
+      cleanupErrors.push(`the VM could not be started again: ${describeError(error)}`)
+    }
+  }
+  if (cleanupErrors.length > 0) {
+    for (const e of cleanupErrors) ctx.warn(`${item.name}: ${e}`)
+    const before = result.status === 'failed' && result.error ? `${result.error}; ` : ''
+    result = { ...result, status: 'failed', error: `${before}${cleanupErrors.join('; ')}` }
+  }
+  return result
+}
+
+async function exportWithRetries(
+  item: ExportItem,
+  target: Ref<'VM'>,
+  source: 'vm' | 'snapshot',
+  ctx: ExportJobContext,
+  signal: AbortSignal
+): Promise<WrittenExport> {
+  const handle = ctx.display.start(item.uuid, item.name)
+  try {
+    return await attempts(item, target, source, ctx, signal, handle)
+  } finally {
+    handle.finish()
+  }
+}
+
+async function attempts(
+  item: ExportItem,
+  target: Ref<'VM'>,
+  source: 'vm' | 'snapshot',
+  ctx: ExportJobContext,
+  signal: AbortSignal,
+  handle: TransferHandle
+): Promise<WrittenExport> {
+  const id = { vm: item.uuid, name: item.name }
+  for (let attempt = 1; ; attempt++) {
+    signal.throwIfAborted()
+    ctx.budget.claim(item.uuid, item.estimateBytes)
+    try {
+      await checkFreeSpace(ctx.dir, item.estimateBytes, ctx.budget, item.uuid)
+      ctx.emit({ kind: 'export-start', ...id, file: item.file, attempt, source })
+      const written = await writeExport(ctx.client, {
+        dir: ctx.dir,
+        file: item.file,
+        vm: target,
+        compression: ctx.compression,
+        metadataOnly: ctx.metadataOnly,
+        signal,
+        onProgress: (bytes, fraction) => {
+          handle.update(bytes, fraction)
+          ctx.budget.written(item.uuid, bytes)
+        },
+      })
+      return written
+    } catch (error) {
+      signal.throwIfAborted()
+      if (!isRetriable(error) || attempt > ctx.retries) throw error
+      const delayMs = backoffMs(attempt, ctx.retryBaseMs)
+      ctx.emit({ kind: 'export-retry', ...id, attempt, delayMs, error: describeError(error) })
+      await sleep(delayMs, signal)
+    } finally {
+      ctx.budget.release(item.uuid)
+    }
+  }
+}

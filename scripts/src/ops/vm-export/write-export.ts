@@ -1,0 +1,102 @@
+import { createWriteStream } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { exportVm, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import { fsyncDir, removeQuietly } from '../transfer/fs-utils.js'
+import { HashTap } from '../transfer/hash-tap.js'
+import { isLocalFsError, XvaVerificationError } from '../transfer/retry.js'
+import { exportPaths, type Compression } from './naming.js'
+
+/** One attempt at writing an export to its file. */
+export type WriteExportOptions = {
+  readonly dir: string
+  readonly file: string
+  /** The VM or the snapshot to export. */
+  readonly vm: Ref<'VM'>
+  readonly compression: Compression
+  readonly metadataOnly: boolean
+  readonly signal: AbortSignal
+  /** Bytes written so far and, when known, the fraction of the disks verified. */
+  readonly onProgress?: (bytes: number, fraction: number | undefined) => void
+}
+
+/** The file written. */
+export type WrittenExport = { readonly bytes: number; readonly sha256: string }
+
+/**
+ * Streams an export into `<file>.part` while xapi's importer is replayed on it (compressed
+ * streams too), fsyncs it and renames it to `<file>` only once the archive verified and the
+ * server's task succeeded. On any failure the `.part` file is removed and the export cancelled.
+ */
+export async function writeExport(
+  client: XapiClient,
+  options: WriteExportOptions
+): Promise<WrittenExport> {
+  const { dir, file, signal } = options
+  const { final, part } = exportPaths(dir, file)
+  signal.throwIfAborted()
+  let done = false
+  try {
+    const tap = new HashTap()
+    let fraction: number | undefined
+    const report = () => options.onProgress?.(tap.bytes, fraction)
+    const { body, task } = await exportVm(client, options.vm, {
+      compression: options.compression,
+      metadataOnly: options.metadataOnly,
+      verify: true,
+      signal,
+      onProgress: (p) => {
+        fraction = p.fraction
+        report()
+      },
+    })
+    tap.on('data', report)
+    const out = createWriteStream(part, { mode: 0o644, highWaterMark: 1024 * 1024 })
+    const [written, finished] = await Promise.allSettled([
+      pipeline(body, tap, out, { signal }),
+      task,
+    ])
+    signal.throwIfAborted()
+    if (written.status === 'rejected') {
+      const error: unknown = written.reason
+      if (isLocalFsError(error)) throw localError(error, part)
+      throw finished.status === 'rejected' ? verdict(finished.reason) : error
+    }
+    if (finished.status === 'rejected') throw verdict(finished.reason)
+    // fsync through a new descriptor: it flushes the file's pages whichever fd wrote them.
+    const handle = await open(part, 'r+')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(part, final)
+    await fsyncDir(dir)
+    done = true
+    return { bytes: tap.bytes, sha256: tap.digest() }
+  } catch (error) {
+    throw isLocalFsError(error) ? localError(error, part) : error
+  } finally {
+    if (!done) await removeQuietly(part)
+  }
+}
+
+/** The task's verdict; the in-flight verifier's errors carry xapi's import codes. */
+function verdict(error: unknown): unknown {
+  if (isXapiError(error) && error.code.startsWith('IMPORT_ERROR')) {
+    return new XvaVerificationError(`the archive failed verification: ${error.message}`, {
+      cause: error,
+    })
+  }
+  return error
+}
+
+function localError(error: unknown, path: string): Error {
+  const e = error as NodeJS.ErrnoException
+  if (e.message.includes(path)) return e
+  const wrapped = new Error(`cannot write ${path}: ${e.message}`, {
+    cause: e,
+  }) as NodeJS.ErrnoException
+  if (e.code !== undefined) wrapped.code = e.code
+  return wrapped
+}
