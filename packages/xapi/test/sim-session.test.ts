@@ -1,5 +1,6 @@
 import { describe, expect } from 'vitest'
-import { NULL_REF, XapiError, connect, createClient, isXapiError } from '../src/index.js'
+import type { XapiError } from '../src/index.js'
+import { NULL_REF, connect, createClient, isXapiError } from '../src/index.js'
 import { test } from './helpers/sim.js'
 
 describe.each(['json-rpc', 'xml-rpc', 'auto'] as const)('over %s', (transport) => {

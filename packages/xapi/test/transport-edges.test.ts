@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
+import type { XapiError } from '../src/index.js'
 import {
-  XapiError,
   XapiTimeoutError,
   XapiTransportError,
   connect,

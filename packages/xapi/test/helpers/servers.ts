@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { createRequire } from 'node:module'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -55,7 +55,7 @@ export async function startServer(
     })
   }
   const server = tls ? https.createServer(tls, listener) : http.createServer(listener)
-  const sockets = new Set<import('node:net').Socket>()
+  const sockets = new Set<Socket>()
   const result = { connections: 0 } as { connections: number }
   server.on('connection', (s) => {
     result.connections++
