@@ -5,9 +5,11 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
-import { exportVm, importVm, verifyXva, type TransferProgress } from '../src/index.js'
+import { startSimulator } from '@xapi-ops/xapi-sim'
+import { connect, exportVm, importVm, verifyXva, type TransferProgress } from '../src/index.js'
 import {
   MiB,
+  TRANSFER_SEED,
   diskHashes,
   it,
   progressRecorder,
@@ -148,5 +150,35 @@ describe('pool to pool', () => {
     expect(maxAhead).toBeLessThan(32 * MiB)
     expect(vmNames(sim, 1)).toEqual(['big'])
     expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+})
+
+describe('transports', () => {
+  it('works over TLS with a pinned certificate, redirects included', async ({ signal }) => {
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
+    const options = { user: sim.user, password: sim.password, fingerprint: sim.fingerprint! }
+    await using src = await connect({ url: sim.pools[0]!.masterUrl, ...options })
+    await using dst = await connect({ url: sim.pools[1]!.masterUrl, ...options })
+    const vm = vmRef(sim, 'on-local-2')
+    const exported = await exportVm(src, vm, { signal })
+    const [vms] = await Promise.all([
+      importVm(dst, exported.body, { sr: srRef(sim, 'dst-local-2'), signal }),
+      exported.task,
+    ])
+    expect(diskHashes(sim, vms[0]!)).toEqual(diskHashes(sim, vm))
+  })
+
+  it('works over the dom0 unix socket', async ({ dir, signal }) => {
+    const socketPath = join(dir, 'xapi.sock')
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, socketPath })
+    await using local = await connect({
+      url: `unix:${socketPath}`,
+      user: sim.user,
+      password: sim.password,
+    })
+    const vm = vmRef(sim, 'halted')
+    const exported = await exportVm(local, vm, { signal })
+    const [vms] = await Promise.all([importVm(local, exported.body, { signal }), exported.task])
+    expect(diskHashes(sim, vms[0]!)).toEqual(diskHashes(sim, vm))
   })
 })
