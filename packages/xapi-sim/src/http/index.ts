@@ -1,16 +1,30 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { SimContext } from '../context.js'
+import { handleExport, handleExportMetadata } from './export.js'
+import { handleImport } from './import.js'
+import { parseArgs, send404 } from './request.js'
 
 /**
- * HTTP actions (`/export`, `/export_metadata`, `/import`, `/import_metadata`, ...): every request
- * that is not an RPC path. Stub: answers 404 until the transfer handlers are written.
+ * HTTP actions (every request that is not an RPC path): `GET /export`, `GET /export_metadata`,
+ * `PUT /import`, `PUT /import_metadata`, as xapi serves them; anything else is 404.
  */
 export async function handleHttpAction(
-  _ctx: SimContext,
+  ctx: SimContext,
   req: IncomingMessage,
   res: ServerResponse
 ): Promise<void> {
-  req.resume()
-  res.writeHead(404, { 'content-type': 'text/plain' })
-  res.end('not found\n')
+  const args = parseArgs(req)
+  const route = `${req.method} ${args.path}`
+  switch (route) {
+    case 'GET /export':
+      return handleExport(ctx, req, res, args)
+    case 'GET /export_metadata':
+      return handleExportMetadata(ctx, req, res, args)
+    case 'PUT /import':
+    case 'PUT /import_metadata':
+      return handleImport(ctx, req, res, args, route === 'PUT /import_metadata')
+    default:
+      req.resume()
+      send404(res)
+  }
 }

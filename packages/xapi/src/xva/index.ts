@@ -13,5 +13,5 @@ export type {
   XvaReadable,
   XvaWriterOptions,
 } from './writer.js'
-export { parseXmlRpcValue, serializeXmlRpcValue, xapiDate } from './xmlrpc-value.js'
+export { parseXapiDate, parseXmlRpcValue, serializeXmlRpcValue, xapiDate } from './xmlrpc-value.js'
 export type { XmlRpcValue } from './xmlrpc-value.js'

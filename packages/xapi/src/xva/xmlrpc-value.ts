@@ -29,6 +29,17 @@ export function xapiDate(d: Date): string {
   return `${ymd}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}Z`
 }
 
+/** Parses `YYYYMMDDThh:mm:ss[Z]` (xapi) or ISO 8601; the string itself when it is neither. */
+export function parseXapiDate(s: string): Date | string {
+  const m =
+    /^(\d{4})-?(\d{2})-?(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(s)
+  if (!m) return s
+  const tz =
+    m[7] === undefined || m[7] === 'Z' ? 'Z' : m[7].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')
+  const d = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${tz}`)
+  return Number.isNaN(d.getTime()) ? s : d
+}
+
 /** Serialises one value (no declaration, no envelope). */
 export function serializeXmlRpcValue(v: unknown, out: string[] = []): string[] {
   if (v === null || v === undefined) out.push('<value></value>')
@@ -143,7 +154,7 @@ export function parseXmlRpcValue(xml: string): XmlRpcValue {
         v = parseFloat(inner())
         break
       case 'dateTime.iso8601':
-        v = inner().trim()
+        v = parseXapiDate(inner().trim())
         break
       case 'base64':
         v = Buffer.from(inner(), 'base64').toString('latin1')
