@@ -2,6 +2,7 @@ import { XapiFailure } from './errors.js'
 import type { GuestBehaviour } from './model/db.js'
 import { refreshVm } from './model/vm-state.js'
 import type { SimState } from './state.js'
+import { TransferFaults } from './transfer-faults.js'
 
 type MethodFailure = { method: string; code: string; params: string[]; times?: number }
 type Drop = { method?: string; times?: number }
@@ -17,9 +18,16 @@ export class SimFaults {
   #drops: Drop[] = []
   #latencyMs = 0
   readonly #clearHooks: (() => void)[] = []
+  /** Faults of `/export` and `/import` transfers (drop, stall, throttle, corrupt, redirect). */
+  readonly transfer = new TransferFaults()
 
   constructor(state: SimState) {
     this.#state = state
+  }
+
+  /** Transfers answer `302 Found` to host `to` of the pool (`times` requests, default forever). */
+  redirectTransfers(opts: { to: string; times?: number }): void {
+    this.transfer.redirect(opts)
   }
 
   /** Every session becomes invalid (SESSION_INVALID) once it has been used for `n` calls. */
@@ -91,6 +99,7 @@ export class SimFaults {
       p.db.guests.clear()
       for (const vm of vms) refreshVm(p.db, vm)
     }
+    this.transfer.clear()
     for (const fn of this.#clearHooks) fn()
   }
 

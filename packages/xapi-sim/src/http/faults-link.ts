@@ -1,16 +1,7 @@
 import type { SimFaults } from '../faults.js'
-import { TransferFaults } from '../transfer-faults.js'
+import type { TransferFaults } from '../transfer-faults.js'
 
-const byFaults = new WeakMap<SimFaults, TransferFaults>()
-
-/** The transfer faults attached to a simulator's `faults` (created on first use, reset by `clear()`). */
+/** The transfer faults of a simulator (`sim.faults.transfer`). */
 export function transferFaultsOf(faults: SimFaults): TransferFaults {
-  let t = byFaults.get(faults)
-  if (!t) {
-    const created = new TransferFaults()
-    byFaults.set(faults, created)
-    faults.onClear(() => created.clear())
-    t = created
-  }
-  return t
+  return faults.transfer
 }
