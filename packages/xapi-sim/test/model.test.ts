@@ -1,0 +1,307 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startSimulator, type Simulator } from '../src/index.js'
+import { failure, login, ok, runAsync, waitTask } from './rpc.js'
+
+let sim: Simulator
+let url: string
+let s: string
+
+beforeAll(async () => {
+  sim = await startSimulator({ seed: 'small', timeScale: 0.001 })
+  url = sim.pools[0]!.masterUrl
+  s = await login(url, sim.user, sim.password)
+})
+afterAll(() => sim.close())
+
+async function vmByName(name: string): Promise<string> {
+  const refs = await ok(url, 'VM.get_by_name_label', s, name)
+  expect(refs).toHaveLength(1)
+  return refs[0]
+}
+
+describe('seeded model', () => {
+  it('has the small seed: 2 hosts with dom0s, a default shared SR, 2 networks, user VMs in every power state', async () => {
+    const hosts = await ok(url, 'host.get_all_records', s)
+    expect(Object.keys(hosts)).toHaveLength(2)
+    const vms = Object.values(await ok(url, 'VM.get_all_records', s)) as any[]
+    const user = vms.filter((v) => !v.is_a_template && !v.is_control_domain && !v.is_a_snapshot)
+    expect(new Set(user.map((v) => v.power_state))).toEqual(
+      new Set(['Running', 'Halted', 'Suspended', 'Paused'])
+    )
+    expect(vms.filter((v) => v.is_control_domain)).toHaveLength(2)
+    expect(vms.filter((v) => v.is_a_template)).toHaveLength(1)
+    expect(vms.filter((v) => v.is_a_snapshot)).toHaveLength(1)
+    const [pool] = await ok(url, 'pool.get_all', s)
+    const sr = await ok(url, 'pool.get_default_SR', s, pool)
+    expect(await ok(url, 'SR.get_shared', s, sr)).toBe(true)
+    expect(await ok(url, 'network.get_all', s)).toHaveLength(2)
+    expect(await ok(url, 'pool.get_master', s, pool)).toBe(sim.pools[0]!.hosts[0]!.ref)
+  })
+
+  it('records carry the datamodel key sets and consistent links', async () => {
+    const vm = await vmByName('web-01')
+    const r = await ok(url, 'VM.get_record', s, vm)
+    for (const k of [
+      'uuid',
+      'power_state',
+      'resident_on',
+      'is_a_template',
+      'is_a_snapshot',
+      'snapshot_of',
+      'snapshots',
+      'is_control_domain',
+      'other_config',
+      'tags',
+      'order',
+      'start_delay',
+      'shutdown_delay',
+      'appliance',
+      'memory_static_max',
+      'memory_dynamic_min',
+      'VCPUs_max',
+      'VCPUs_at_startup',
+      'VBDs',
+      'VIFs',
+      'allowed_operations',
+      'current_operations',
+      'blocked_operations',
+      'metrics',
+      'guest_metrics',
+      'domain_type',
+      'HVM_boot_policy',
+      'platform',
+      'NVRAM',
+    ])
+      expect(r).toHaveProperty(k)
+    const host = await ok(url, 'host.get_record', s, r.resident_on)
+    expect(host.resident_VMs).toContain(vm)
+    // XML-RPC ints are untyped (strings), as xapi sends them
+    expect(Number(await ok(url, 'host_metrics.get_memory_free', s, host.metrics))).toBeGreaterThan(
+      0
+    )
+    const vbds = await Promise.all(r.VBDs.map((b: string) => ok(url, 'VBD.get_record', s, b)))
+    const disk = vbds.find((b) => b.type === 'Disk')!
+    const vdi = await ok(url, 'VDI.get_record', s, disk.VDI)
+    expect(vdi.VBDs).toContain(r.VBDs[vbds.indexOf(disk)])
+    expect(vdi.virtual_size).toBe(String(32 * 2 ** 20))
+    expect(Number(vdi.physical_utilisation)).toBeGreaterThan(0)
+    expect(await ok(url, 'SR.get_VDIs', s, vdi.SR)).toContain(disk.VDI)
+    const vif = await ok(url, 'VIF.get_record', s, r.VIFs[0])
+    expect(vif.MAC).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/)
+    expect(await ok(url, 'network.get_VIFs', s, vif.network)).toContain(r.VIFs[0])
+    expect(await ok(url, 'VM_metrics.get_memory_actual', s, r.metrics)).toBe(r.memory_static_max)
+    expect(sim.db.pool('pool-a').vdiContent.get(disk.VDI)?.virtualSize).toBe(
+      Number(vdi.virtual_size)
+    )
+  })
+
+  it('generic getters, setters, maps and tags', async () => {
+    const vm = await vmByName('build-01')
+    expect(await ok(url, 'VM.get_uuid', s, vm)).toMatch(/^[0-9a-f-]{36}$/)
+    expect(await ok(url, 'VM.get_by_uuid', s, await ok(url, 'VM.get_uuid', s, vm))).toBe(vm)
+    await ok(url, 'VM.set_name_description', s, vm, 'built nightly')
+    await ok(url, 'VM.set_order', s, vm, '5') // xen-api sends ints as strings
+    await ok(url, 'VM.add_to_other_config', s, vm, 'auto_poweroff', 'false')
+    expect(await failure(url, 'VM.add_to_other_config', s, vm, 'auto_poweroff', 'true')).toEqual(
+      expect.arrayContaining(['MAP_DUPLICATE_KEY'])
+    )
+    await ok(url, 'VM.add_tags', s, vm, 'nightly')
+    await ok(url, 'VM.add_tags', s, vm, 'nightly')
+    const r = await ok(url, 'VM.get_record', s, vm)
+    expect(r.name_description).toBe('built nightly')
+    expect(r.order).toBe('5')
+    expect(r.other_config.auto_poweroff).toBe('false')
+    expect(r.tags).toEqual(['nightly'])
+    await ok(url, 'VM.remove_from_other_config', s, vm, 'auto_poweroff')
+    await ok(url, 'VM.remove_tags', s, vm, 'nightly')
+    expect((await ok(url, 'VM.get_other_config', s, vm)).auto_poweroff).toBeUndefined()
+    expect(await ok(url, 'VM.get_tags', s, vm)).toEqual([])
+    expect(await failure(url, 'VM.set_power_state', s, vm, 'Running')).toEqual([
+      'MESSAGE_METHOD_UNKNOWN',
+      'VM.set_power_state',
+    ])
+  })
+
+  it('pool/host API version calls used by XenAPI.py and xen-api', async () => {
+    const [pool] = await ok(url, 'pool.get_all', s)
+    const master = await ok(url, 'pool.get_master', s, pool)
+    expect(await ok(url, 'host.get_API_version_major', s, master)).toBe('2')
+    expect(await ok(url, 'host.get_API_version_minor', s, master)).toMatch(/^\d+$/)
+    expect(Object.keys(await ok(url, 'pool.get_all_records', s))).toEqual([pool])
+    expect(await ok(url, 'session.get_this_host', s, s)).toBe(master)
+    const methods: string[] = await ok(url, 'system.listMethods')
+    expect(methods).toEqual(
+      expect.arrayContaining([
+        'VM.get_all_records',
+        'event.from',
+        'event.inject',
+        'Async.VM.clean_shutdown',
+        'task.get_all_records',
+      ])
+    )
+  })
+})
+
+describe('tasks', () => {
+  it('Async.* returns a task that ends success with an XML-RPC value fragment as result', async () => {
+    const vm = await vmByName('build-01')
+    const t = await runAsync(url, s, 'VM.clone', vm, 'build-01 clone')
+    expect(t.name_label).toBe('Async.VM.clone')
+    expect(t.status).toBe('success')
+    expect(t.progress).toBe(1)
+    expect(t.result).toMatch(/^<value>OpaqueRef:[0-9a-f-]{36}<\/value>$/)
+    expect(t.resident_on).toBe(sim.pools[0]!.hosts[0]!.ref)
+    expect(new Date(t.finished).getTime()).toBeGreaterThanOrEqual(new Date(t.created).getTime())
+    const clone = /OpaqueRef:[0-9a-f-]+/.exec(t.result)![0]
+    expect(await ok(url, 'VM.get_name_label', s, clone)).toBe('build-01 clone')
+    const v = await runAsync(
+      url,
+      s,
+      'VM.set_memory_limits',
+      clone,
+      2 ** 29,
+      2 ** 30,
+      2 ** 30,
+      2 ** 30
+    )
+    expect(v.result).toBe('<value></value>')
+    await ok(url, 'task.destroy', s, t.ref)
+    expect(await failure(url, 'task.get_record', s, t.ref)).toEqual([
+      'HANDLE_INVALID',
+      'task',
+      t.ref,
+    ])
+  })
+
+  it('a failing Async call fails its task with error_info', async () => {
+    const vm = await vmByName('build-01')
+    const t = await runAsync(url, s, 'VM.clean_shutdown', vm)
+    expect(t.status).toBe('failure')
+    expect(t.error_info).toEqual(['VM_BAD_POWER_STATE', vm, 'running', 'halted'])
+  })
+
+  it('task.cancel ends a cancellable task as cancelled with TASK_CANCELLED', async () => {
+    const sim2 = await startSimulator({ seed: 'small', timeScale: 0.05 })
+    try {
+      const u = sim2.pools[0]!.masterUrl
+      const s2 = await login(u, sim2.user, sim2.password)
+      const [vm] = await ok(u, 'VM.get_by_name_label', s2, 'web-01')
+      sim2.faults.stubbornVm('web-01', 'slow', { cleanShutdownS: 60 })
+      const task = await ok(u, 'Async.VM.clean_shutdown', s2, vm)
+      expect(await ok(u, 'VM.get_current_operations', s2, vm)).toEqual({ [task]: 'clean_shutdown' })
+      expect(await ok(u, 'task.get_allowed_operations', s2, task)).toContain('cancel')
+      await ok(u, 'task.cancel', s2, task)
+      const t = await waitTask(u, s2, task)
+      expect(t.status).toBe('cancelled')
+      expect(t.error_info).toEqual(['TASK_CANCELLED', task])
+      expect(await ok(u, 'VM.get_power_state', s2, vm)).toBe('Running')
+      expect(await ok(u, 'VM.get_current_operations', s2, vm)).toEqual({})
+    } finally {
+      await sim2.close()
+    }
+  })
+
+  it('task.create and the setters (HTTP-handler style flows)', async () => {
+    const t = await ok(url, 'task.create', s, 'upload', 'by hand')
+    expect(await ok(url, 'task.get_status', s, t)).toBe('pending')
+    await ok(url, 'task.set_progress', s, t, 0.25)
+    expect(await ok(url, 'task.get_progress', s, t)).toBe(0.25)
+    await ok(url, 'task.set_result', s, t, '<value>x</value>')
+    await ok(url, 'task.set_status', s, t, 'success')
+    const r = await ok(url, 'task.get_record', s, t)
+    expect(r).toMatchObject({
+      status: 'success',
+      result: '<value>x</value>',
+      name_label: 'upload',
+      name_description: 'by hand',
+    })
+    const t2 = await ok(url, 'task.create', s, 'other', '')
+    await ok(url, 'task.set_error_info', s, t2, ['VDI_IO_ERROR', 'disk gone'])
+    await ok(url, 'task.set_status', s, t2, 'failure')
+    expect(await ok(url, 'task.get_error_info', s, t2)).toEqual(['VDI_IO_ERROR', 'disk gone'])
+  })
+
+  it('finished tasks are garbage-collected after the (scaled) completed_task_timeout', async () => {
+    const sim3 = await startSimulator({ seed: 'small', timeScale: 0.0001 }) // 3900 s → 390 ms
+    try {
+      const u = sim3.pools[0]!.masterUrl
+      const s3 = await login(u, sim3.user, sim3.password)
+      const t = await runAsync(
+        u,
+        s3,
+        'VM.get_possible_hosts',
+        (await ok(u, 'VM.get_by_name_label', s3, 'build-01'))[0]
+      )
+      expect(t.status).toBe('success')
+      await expect
+        .poll(() => ok(u, 'task.get_all', s3), { timeout: 5000, interval: 50 })
+        .not.toContain(t.ref)
+    } finally {
+      await sim3.close()
+    }
+  })
+})
+
+describe('events', () => {
+  it('"" gives a snapshot of matching objects and a token; later calls give coalesced changes', async () => {
+    const first = await ok(url, 'event.from', s, ['vm'], '', 1)
+    expect(first.events.every((e: any) => e.class === 'vm' && e.operation === 'add')).toBe(true)
+    expect(first.events.length).toBe(Object.keys(await ok(url, 'VM.get_all_records', s)).length)
+    const vm = await vmByName('cache-01')
+    await ok(url, 'VM.set_name_description', s, vm, 'one')
+    await ok(url, 'VM.set_name_description', s, vm, 'two')
+    const next = await ok(url, 'event.from', s, ['vm'], first.token, 1)
+    expect(next.events).toHaveLength(1)
+    expect(next.events[0]).toMatchObject({
+      class: 'vm',
+      operation: 'mod',
+      ref: vm,
+      snapshot: { name_description: 'two' },
+    })
+    expect(next.token > first.token).toBe(true)
+  })
+
+  it('class/ref filters, del events without snapshot, valid_ref_counts', async () => {
+    const vm = await vmByName('build-01')
+    const t = await runAsync(url, s, 'VM.clone', vm, 'short-lived')
+    const clone = /OpaqueRef:[0-9a-f-]+/.exec(t.result)![0]
+    const start = await ok(url, 'event.from', s, [`vm/${clone}`], '', 0)
+    expect(start.events.map((e: any) => e.ref)).toEqual([clone])
+    await ok(url, 'VM.set_name_label', s, vm, 'build-01') // another VM: filtered out
+    await ok(url, 'VM.destroy', s, clone)
+    const after = await ok(url, 'event.from', s, [`vm/${clone}`], start.token, 1)
+    expect(after.events).toEqual([
+      expect.objectContaining({ operation: 'del', ref: clone, class: 'vm' }),
+    ])
+    expect(after.events[0].snapshot).toBeUndefined()
+    const counts = await ok(url, 'event.from', s, ['task', 'vm'], after.token, 0)
+    expect(counts.valid_ref_counts.vm).toBe(
+      Object.keys(await ok(url, 'VM.get_all_records', s)).length
+    )
+    expect(counts.valid_ref_counts.task).toBe((await ok(url, 'task.get_all', s)).length)
+  })
+
+  it('long-polls until an event arrives (event.inject) and returns empty batches after the timeout', async () => {
+    const { token } = await ok(url, 'event.from', s, ['pool'], '', 0)
+    const empty = await ok(url, 'event.from', s, ['pool'], token, 0.05)
+    expect(empty.events).toEqual([])
+    const [pool] = await ok(url, 'pool.get_all', s)
+    const waiting = ok(url, 'event.from', s, ['pool'], token, 30)
+    const injected = await ok(url, 'event.inject', s, 'pool', pool)
+    expect(injected).toMatch(/^\d{20},\d{20}$/)
+    const got = await waiting
+    expect(got.events).toEqual([
+      expect.objectContaining({ class: 'pool', ref: pool, operation: 'mod' }),
+    ])
+  })
+
+  it('bad tokens and subscriptions', async () => {
+    expect(await failure(url, 'event.from', s, ['vm'], 'garbage', 0)).toEqual([
+      'EVENT_FROM_TOKEN_PARSE_FAILURE',
+      'garbage',
+    ])
+    expect((await failure(url, 'event.from', s, [''], '', 0))[0]).toBe(
+      'EVENT_SUBSCRIPTION_PARSE_FAILURE'
+    )
+  })
+})
