@@ -57,13 +57,17 @@ function planMigration(
   destArg: unknown,
   vdiArg: unknown,
   vifArg: unknown,
-  optArg: unknown
+  optArg: unknown,
+  recheck = false
 ): Plan {
   const dest = toMap(destArg, 'dest')
   const vdiMap = toMap(vdiArg, 'vdi_map')
   const vifMap = toMap(vifArg, 'vif_map')
   const options = toMap(optArg, 'options')
-  const vm = assertVmOperation(ctx.db, vmRef, 'migrate_send')
+  // On the re-check after the copy the VM carries our own migrate_send operation.
+  const vm = recheck
+    ? ctx.db.require('VM', vmRef)
+    : assertVmOperation(ctx.db, vmRef, 'migrate_send')
   const destSession =
     dest.session_id !== undefined ? ctx.state.sessions.get(dest.session_id) : undefined
   if (!destSession) throw new XapiFailure('VM_MIGRATE_CONTACT_REMOTE_SERVICE_FAILED', [])
@@ -230,7 +234,7 @@ async function migrateSend(ctx: CallCtx, args: unknown[]): Promise<string> {
         cancellable: true,
       })
       // Re-check after the copy: the destination may have changed meanwhile.
-      const again = planMigration(ctx, vmRef, dest, vdiMap, vifMap, options)
+      const again = planMigration(ctx, vmRef, dest, vdiMap, vifMap, options, true)
       if (again.samePool) return moveWithinPool(ctx, vmRef, again)
       const newRef = transplant(ctx, vmRef, again)
       if (!again.copy) removeSource(ctx.db, vmRef)
