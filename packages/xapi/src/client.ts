@@ -42,6 +42,8 @@ export class XapiClient {
   readonly #limiter: Limiter
   readonly #tasks: TaskWatcher
   #closing: Promise<void> | undefined
+  /** Ends long polls (event.from) when the client closes. */
+  readonly #closed = new AbortController()
 
   constructor(options: ClientOptions) {
     const { resolved, password, baseUrl } = resolveOptions(options)
@@ -112,10 +114,17 @@ export class XapiClient {
       )
     }
     opts.signal?.throwIfAborted()
-    // system.* takes no session; event.from long-polls and must not hold a concurrency slot.
+    // system.* takes no session.
     const withSession = !method.startsWith('system.')
+    if (method === 'event.from') {
+      // Long polls hold no concurrency slot and end when the client closes.
+      const signal = opts.signal
+        ? AbortSignal.any([opts.signal, this.#closed.signal])
+        : this.#closed.signal
+      return this.#session.call(method, params, { ...opts, signal }, withSession) as Promise<T>
+    }
     const run = () => this.#session.call(method, params, opts, withSession) as Promise<T>
-    return method === 'event.from' ? run() : this.#limiter.run(run, opts.signal)
+    return this.#limiter.run(run, opts.signal)
   }
 
   /**
@@ -168,7 +177,12 @@ export class XapiClient {
 
   /** Logs out and closes idle connections. Idempotent. */
   close(): Promise<void> {
-    this.#closing ??= this.#session.close().finally(() => this.#agents.destroy())
+    if (!this.#closing) {
+      this.#closed.abort(
+        new XapiClientError(XAPI_CLIENT_ERROR_CODES.CLOSED, 'The XAPI client is closed')
+      )
+      this.#closing = this.#session.close().finally(() => this.#agents.destroy())
+    }
     return this.#closing
   }
 

@@ -1,4 +1,4 @@
-import { XapiError, isXapiError } from './errors.js'
+import { XapiError, isXapiClientError, isXapiError } from './errors.js'
 import { normalizeRecord, type TaskRecord } from './records.js'
 import type { Ref } from './refs.js'
 import { decodeXmlRpcValue } from './transport/codec.js'
@@ -145,7 +145,7 @@ export class TaskWatcher {
           this.#polling = true
           return this.#poll(signal)
         }
-        if (++failures > 3) throw error
+        if (isXapiClientError(error, 'XAPI_CLIENT_CLOSED') || ++failures > 3) throw error
         await delay(POLL_MIN_MS * 2 ** failures, signal)
         continue
       }

@@ -1,5 +1,5 @@
 import { describe, expect } from 'vitest'
-import { connect, type XapiEvent } from '../src/index.js'
+import { connect, type Ref, type XapiEvent } from '../src/index.js'
 import { test } from './helpers/sim.js'
 
 async function nextMatching(
@@ -46,5 +46,19 @@ describe.each(['json-rpc', 'xml-rpc'] as const)('watchEvents over %s', (transpor
     expect(
       sim.calls.filter((c) => c.method === 'session.login_with_password').length
     ).toBeGreaterThan(1)
+  })
+})
+
+describe('closing', () => {
+  test('close() ends event watchers and task waits with XAPI_CLIENT_CLOSED', async ({ opts }) => {
+    const xapi = await connect(opts)
+    const events = xapi.watchEvents(['task'], { timeoutS: 30 })
+    const task = await xapi.call<Ref<'task'>>('task.create', 'pending forever', '')
+    await nextMatching(events, (e) => e.ref === task)
+    const next = expect(events.next()).rejects.toMatchObject({ code: 'XAPI_CLIENT_CLOSED' })
+    const waiting = expect(xapi.watchTask(task)).rejects.toMatchObject({ code: 'XAPI_CLIENT_CLOSED' })
+    await xapi.close()
+    await next
+    await waiting
   })
 })
