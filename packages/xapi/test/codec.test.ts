@@ -185,3 +185,18 @@ describe('request encoding', () => {
     expect(typeof body.id).toBe('number')
   })
 })
+
+describe('robustness', () => {
+  it('skips a DOCTYPE and never shows a ref in a parse error', () => {
+    expect(
+      decodeMethodResponse(
+        '<?xml version="1.0"?><!DOCTYPE x><methodResponse><params><param><value>ok</value></param></params></methodResponse>'
+      )
+    ).toEqual({ fault: false, value: 'ok' })
+    expect(() =>
+      decodeXmlRpcValue(
+        '<value><struct><member><name>Value</name><value>OpaqueRef:secret-1</value><oops/>'
+      )
+    ).toThrow(/OpaqueRef:\*\*\*/)
+  })
+})

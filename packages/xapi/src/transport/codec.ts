@@ -17,6 +17,11 @@ function decodeEntities(text: string): string {
   })
 }
 
+/** Hides opaque refs (which may be session refs) in text shown to users. */
+export function redactRefs(text: string): string {
+  return text.replace(/OpaqueRef:[^\s<>"',)]+/g, 'OpaqueRef:***')
+}
+
 /** Parses `YYYYMMDDTHH:MM:SS[Z]` (XAPI) or ISO 8601 `YYYY-MM-DDTHH:MM:SS[.sss][Z|±hh:mm]`. */
 export function parseXapiDate(text: string): Date | undefined {
   const t = text.trim()
@@ -44,7 +49,9 @@ class XmlScanner {
   }
 
   fail(what: string): never {
-    const near = this.s.slice(Math.max(0, this.i - 20), this.i + 20).replace(/\s+/g, ' ')
+    // The excerpt may come from a login answer: never show a ref in it.
+    const from = Math.max(0, this.i - 200, this.s.lastIndexOf('>', Math.max(0, this.i - 30)) + 1)
+    const near = redactRefs(this.s.slice(from, this.i + 30)).replace(/\s+/g, ' ')
     throw new XapiProtocolError(`Malformed XML-RPC: ${what} at offset ${this.i} (near \`${near}\`)`)
   }
 
@@ -64,6 +71,10 @@ class XmlScanner {
         const end = s.indexOf('-->', this.i)
         if (end < 0) this.fail('unterminated comment')
         this.i = end + 3
+      } else if (n === 33 && s.startsWith('<!DOCTYPE', this.i)) {
+        const end = s.indexOf('>', this.i)
+        if (end < 0) this.fail('unterminated DOCTYPE')
+        this.i = end + 1
       } else return
     }
   }

@@ -15,9 +15,18 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
   return value
 }
 
+/** Whether `v` holds values JSON.stringify would not encode the XAPI way. */
+function needsReplacer(v: unknown): boolean {
+  if (typeof v === 'bigint') return true
+  if (typeof v !== 'object' || v === null) return false
+  if (v instanceof Date || v instanceof Map || Buffer.isBuffer(v)) return true
+  return Array.isArray(v) ? v.some(needsReplacer) : Object.values(v).some(needsReplacer)
+}
+
 /** Serialises a JSON-RPC 2.0 request (dates as XAPI's `YYYYMMDDTHH:MM:SSZ`). */
 export function encodeJsonRpcRequest(method: string, params: readonly unknown[]): string {
-  return JSON.stringify({ jsonrpc: '2.0', method, params, id: ++nextId }, replacer)
+  const request = { jsonrpc: '2.0', method, params, id: ++nextId }
+  return params.some(needsReplacer) ? JSON.stringify(request, replacer) : JSON.stringify(request)
 }
 
 /** Whether an HTTP content type is JSON. */

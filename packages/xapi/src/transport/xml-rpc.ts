@@ -129,5 +129,6 @@ export function describeBody(contentType: string, body: Buffer): string {
     .replace(/\s+/g, ' ')
     .trim()
     .slice(0, 160)
+    .replace(/OpaqueRef:[^\s<>"',)]+/g, 'OpaqueRef:***')
   return `${contentType ? ` (${contentType.split(';')[0]})` : ''}${text ? `: ${text}` : ''}`
 }
