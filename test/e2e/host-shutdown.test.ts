@@ -314,6 +314,35 @@ describe('host-shutdown', () => {
     expectNoLeftovers(sim)
   })
 
+  test('an evacuation over its budget is cancelled and what did not move is shut down', async ({
+    signal,
+  }) => {
+    // 200 GiB of RAM to move: 200 simulated seconds, 2 real seconds at this time scale.
+    const big = seed()
+    big.pools[0]!.hosts = [
+      { name: 'h1', memoryGiB: 512 },
+      { name: 'h2', memoryGiB: 512 },
+    ]
+    big.pools[0]!.vms = [vm('huge', { memoryMiB: 200 * 1024 })]
+    await using sim = await startSimulator({ seed: big, timeScale: 0.01 })
+    const result = await runScript(
+      'host-shutdown',
+      ['--host', 'h1', '--json', '--evacuate', '--evacuate-timeout', '0.3'],
+      { env: env(sim), signal }
+    )
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.events.find((e) => e.kind === 'evacuate-end')).toMatchObject({
+      outcome: 'timeout',
+      migrated: 0,
+      remaining: 1,
+    })
+    expect(byName(result).huge).toMatchObject({ status: 'ok', action: 'clean_shutdown' })
+    expect(residentOn(sim, 'huge')).toBeUndefined()
+    expect(powerState(sim, 'huge')).toBe('Halted')
+    expect(callsOf(sim, 'task.cancel').length).toBeGreaterThan(0)
+    expectNoLeftovers(sim)
+  })
+
   test('--deadline cancels pending work and hard-shuts the remaining VMs', async ({
     sim,
     signal,
