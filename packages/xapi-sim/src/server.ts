@@ -37,12 +37,13 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
   if (res.destroyed) return
+  const buf = Buffer.from(body, 'utf8')
   res.writeHead(status, {
     'content-type': type,
-    'content-length': Buffer.byteLength(body),
+    'content-length': buf.length,
     'access-control-allow-origin': '*',
   })
-  res.end(body)
+  res.end(buf)
 }
 
 async function handleRpc(

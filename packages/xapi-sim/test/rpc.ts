@@ -137,7 +137,12 @@ export async function waitTask(
 }
 
 /** Runs `Async.<method>` and waits for its task; returns the task record. */
-export async function runAsync(url: string, session: string, method: string, ...params: unknown[]) {
+export async function runAsync(
+  url: string,
+  session: string,
+  method: string,
+  ...params: unknown[]
+): Promise<any> {
   const task = await ok(url, `Async.${method}`, session, ...params)
   return { ref: task as string, ...(await waitTask(url, session, task)) }
 }

@@ -1,7 +1,7 @@
 import { XapiFailure, toErrorDescription } from '../errors.js'
 import { completeTask, createTask, failTask, requestCancel, taskHandle } from '../model/tasks.js'
 import { missingSrOn } from '../model/vm-power.js'
-import { hostFreeMemory, vmMemory, vmOperationError } from '../model/vm-state.js'
+import { hostFreeMemory, vmMemory, vmOperationCheck } from '../model/vm-state.js'
 import { defineMethod, toBool, toInt, type CallCtx } from '../rpc/registry.js'
 import { poolMigrateVm } from './vm.js'
 
@@ -26,9 +26,9 @@ export function evacuationPlan(ctx: CallCtx, hostRef: string) {
     .filter(([, vm]) => vm && !vm.is_control_domain)
     .sort((a, b) => vmMemory(b[1]!) - vmMemory(a[1]!))
   for (const [ref, vm] of vms) {
-    const err = vmOperationError(db, ref, vm!, 'pool_migrate')
+    const err = vmOperationCheck(db, ref, vm!, 'pool_migrate')
     if (err) {
-      errors.set(ref, err.description)
+      errors.set(ref, err)
       continue
     }
     const needed = vmMemory(vm!)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { DiskContent } from '../disk/content.js'
 import { XapiFailure } from '../errors.js'
+import { invalidateEncoding, registerCacheable } from '../wire/xml-rpc.js'
 
 /** One object's fields, with the datamodel's wire names (`name_label`, `power_state`, …). */
 export type SimRecord = Record<string, any>
@@ -104,6 +105,7 @@ export class PoolDb {
     let m = this.#classes.get(cls)
     if (!m) this.#classes.set(cls, (m = new Map()))
     m.set(ref, record)
+    registerCacheable(record)
     this.#classOf.set(ref, cls)
     this.#uuids.set(record.uuid as string, ref)
     this.#record(cls, ref, 'add')
@@ -153,6 +155,8 @@ export class PoolDb {
   }
 
   #record(cls: string, ref: string, op: SimChange['op']): void {
+    const r = this.#classes.get(cls)?.get(ref)
+    if (r) invalidateEncoding(r)
     this.#log.push({ gen: ++this.generation, cls, ref, op, at: new Date() })
     if (this.#log.length > LOG_MAX) this.#log = this.#log.slice(LOG_MAX / 2)
     if (this.#waiters.size) {

@@ -84,6 +84,35 @@ function concurrencyOk(op: string, running: string): boolean {
   return false
 }
 
+/** The ErrorDescription of the first reason `op` is not allowed on `vm` now, or undefined. */
+export function vmOperationCheck(
+  db: PoolDb,
+  ref: string,
+  vm: SimRecord,
+  op: string
+): string[] | undefined {
+  const blocked = (vm.blocked_operations as Record<string, string>)[op]
+  if (blocked !== undefined) return ['OPERATION_BLOCKED', ref, blocked]
+  const states = ALLOWED_STATES[op] ?? ANY
+  const ps = vm.power_state as PowerState
+  if (!states.includes(ps)) {
+    const expected = states.map((s) => s.toLowerCase()).join(', ')
+    return ['VM_BAD_POWER_STATE', ref, expected, ps.toLowerCase()]
+  }
+  for (const [task, running] of Object.entries(vm.current_operations as Record<string, string>)) {
+    if (!concurrencyOk(op, running))
+      return ['OTHER_OPERATION_IN_PROGRESS', 'VM', ref, running, task]
+  }
+  if (vm.is_control_domain && !CONTROL_DOMAIN_OPS.has(op)) {
+    return ['OPERATION_NOT_ALLOWED', `This operation is not allowed on a control domain: ${op}`]
+  }
+  if (vm.is_a_template && !TEMPLATE_OPS.has(op)) return ['VM_IS_TEMPLATE', ref, op]
+  if (vm.is_a_snapshot && !SNAPSHOT_OPS.has(op)) return ['VM_IS_SNAPSHOT', ref, op]
+  if (NEEDS_PV.has(op) && db.guests.get(ref)?.behaviour === 'no-pv')
+    return ['VM_MISSING_PV_DRIVERS', ref]
+  return undefined
+}
+
 /** The first reason `op` is not allowed on `vm` now, or undefined. */
 export function vmOperationError(
   db: PoolDb,
@@ -91,33 +120,8 @@ export function vmOperationError(
   vm: SimRecord,
   op: string
 ): XapiFailure | undefined {
-  const blocked = (vm.blocked_operations as Record<string, string>)[op]
-  if (blocked !== undefined) return new XapiFailure('OPERATION_BLOCKED', [ref, blocked])
-  const states = ALLOWED_STATES[op] ?? ANY
-  const ps = vm.power_state as PowerState
-  if (!states.includes(ps)) {
-    return new XapiFailure('VM_BAD_POWER_STATE', [
-      ref,
-      states.map((s) => s.toLowerCase()).join(', '),
-      ps.toLowerCase(),
-    ])
-  }
-  for (const [task, running] of Object.entries(vm.current_operations as Record<string, string>)) {
-    if (!concurrencyOk(op, running)) {
-      return new XapiFailure('OTHER_OPERATION_IN_PROGRESS', ['VM', ref, running, task])
-    }
-  }
-  if (vm.is_control_domain && !CONTROL_DOMAIN_OPS.has(op)) {
-    return new XapiFailure('OPERATION_NOT_ALLOWED', [
-      `This operation is not allowed on a control domain: ${op}`,
-    ])
-  }
-  if (vm.is_a_template && !TEMPLATE_OPS.has(op)) return new XapiFailure('VM_IS_TEMPLATE', [ref, op])
-  if (vm.is_a_snapshot && !SNAPSHOT_OPS.has(op)) return new XapiFailure('VM_IS_SNAPSHOT', [ref, op])
-  if (NEEDS_PV.has(op) && db.guests.get(ref)?.behaviour === 'no-pv') {
-    return new XapiFailure('VM_MISSING_PV_DRIVERS', [ref])
-  }
-  return undefined
+  const d = vmOperationCheck(db, ref, vm, op)
+  return d ? new XapiFailure(d[0]!, d.slice(1)) : undefined
 }
 
 /** Throws the first reason `op` is not allowed on `vm`. */
@@ -132,7 +136,7 @@ export function assertVmOperation(db: PoolDb, ref: string, op: string): SimRecor
 export function refreshVm(db: PoolDb, ref: string): void {
   const vm = db.get(ref)
   if (!vm || db.classOf(ref) !== 'VM') return
-  const allowed = VM_OPERATIONS.filter((op) => !vmOperationError(db, ref, vm, op))
+  const allowed = VM_OPERATIONS.filter((op) => !vmOperationCheck(db, ref, vm, op))
   const prev = vm.allowed_operations as string[]
   if (prev.length !== allowed.length || prev.some((x, i) => x !== allowed[i])) {
     db.update(ref, { allowed_operations: allowed })
