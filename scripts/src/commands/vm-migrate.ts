@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { Argv } from 'yargs'
 import {
   addCommonOptions,
@@ -100,6 +101,8 @@ export const vmMigrateCommand: ScriptCommand<VmMigrateArgs, MigrateEvent> = {
   format: formatMigrateEvent,
   async run(argv, { signal, output, env, stdin, stderr }) {
     const dryRun = argv['dry-run']
+    // Every call and transfer of every VM listens to the run's signal.
+    setMaxListeners(0, signal)
     const from = await resolveConnection(argv, { prefix: 'from', env, stdin, stderr, signal })
     const to = await resolveConnection(argv, { prefix: 'to', env, stdin, stderr, signal })
     const sourceClient = await connectXapi(from, { readOnly: dryRun, signal })

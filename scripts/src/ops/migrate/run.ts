@@ -1,5 +1,4 @@
 import PQueue from 'p-queue'
-import { describeError } from '../../lib/errors.js'
 import type { RunReport } from '../../lib/results.js'
 import type { MigrateEvent } from './events.js'
 import { HostSlots } from './host-slots.js'
@@ -50,23 +49,41 @@ export async function runMigrations(
     })
   }
   const queue = new PQueue({ concurrency: options.concurrency })
+  // p-queue may reject `add` on abort even once the function runs: the migrations themselves
+  // are awaited separately, so that their cleanup ends before the report.
+  const started: Array<Promise<void>> = []
   await Promise.all(
     plan.vms.map((vm) =>
       queue
-        .add(() => migrateVm(ctx, vm, signal), { signal })
-        .then((result) => void results.set(vm.uuid, result))
-        .catch((error: unknown) => {
-          // Only an abort while queued gets here: migrateVm itself never throws.
-          results.set(vm.uuid, {
-            vm: vm.uuid,
-            name: vm.name,
-            status: 'skipped',
-            action: 'none',
-            error: signal.aborted ? 'interrupted before it started' : describeError(error),
-          })
-        })
+        .add(
+          () => {
+            const migration = migrateVm(ctx, vm, signal).then(
+              (result) => void results.set(vm.uuid, result)
+            )
+            started.push(migration)
+            return migration
+          },
+          { signal }
+        )
+        .catch(() => {})
     )
   )
+  for (let awaited = 0; awaited < started.length;) {
+    const batch = started.slice(awaited)
+    awaited = started.length
+    await Promise.all(batch)
+  }
+  for (const vm of plan.vms) {
+    if (!results.has(vm.uuid)) {
+      results.set(vm.uuid, {
+        vm: vm.uuid,
+        name: vm.name,
+        status: 'skipped',
+        action: 'none',
+        error: signal.aborted ? 'interrupted before it started' : 'not run',
+      })
+    }
+  }
   await journal.flush()
   const order = [...plan.vms.map((vm) => vm.uuid), ...plan.skipped.map((s) => s.uuid)]
   return {

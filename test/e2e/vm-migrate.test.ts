@@ -1,0 +1,355 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startSimulator, type PoolDb, type SimRecord, type Simulator } from '@xapi-ops/xapi-sim'
+import { describe, expect, test as base } from 'vitest'
+import { runScript, spawnScript, type ScriptResult } from './helpers.js'
+
+// Seed `two-pools`: pool-a (web-01 and db-01 Running, build-01 Halted, cache-01 Suspended,
+// paused-01 Paused) and pool-b, with SRs and networks of the same names.
+
+type Fixture = { sim: Simulator; dir: string }
+
+const test = base.extend<Fixture>({
+  // eslint-disable-next-line no-empty-pattern
+  sim: async ({}, use) => {
+    const sim = await startSimulator({ seed: 'two-pools', timeScale: 0.01 })
+    await use(sim)
+    await sim.close()
+  },
+  // eslint-disable-next-line no-empty-pattern
+  dir: async ({}, use) => {
+    const dir = await mkdtemp(join(tmpdir(), 'vm-migrate-'))
+    await use(dir)
+    await rm(dir, { recursive: true, force: true })
+  },
+})
+
+const env = (sim: Simulator) => ({
+  XAPI_FROM_URL: sim.pools[0]!.masterUrl,
+  XAPI_TO_URL: sim.pools[1]!.masterUrl,
+  XAPI_FROM_PASSWORD: sim.password,
+  XAPI_TO_PASSWORD: sim.password,
+})
+const poolA = (sim: Simulator) => sim.db.pool('pool-a')
+const poolB = (sim: Simulator) => sim.db.pool('pool-b')
+
+function findVm(db: PoolDb, name: string): [string, SimRecord] | undefined {
+  return db.find('VM', (r) => r.name_label === name && !r.is_a_snapshot && !r.is_a_template)
+}
+function vmsNamed(db: PoolDb, name: string): SimRecord[] {
+  return [...db.all('VM').values()].filter((r) => r.name_label === name && !r.is_a_snapshot)
+}
+
+/** Content hash of each disk of a VM, by userdevice. */
+function diskHashes(db: PoolDb, vmRef: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const vbdRef of db.get(vmRef)!.VBDs as string[]) {
+    const vbd = db.get(vbdRef)!
+    if (vbd.type !== 'Disk') continue
+    const content = db.vdiContent.get(vbd.VDI as string)
+    out[vbd.userdevice as string] = content ? content.hash() : 'no content'
+  }
+  return out
+}
+
+function networkNames(db: PoolDb, vmRef: string): string[] {
+  return (db.get(vmRef)!.VIFs as string[]).map(
+    (vif) => db.get(db.get(vif)!.network as string)!.name_label as string
+  )
+}
+
+function pendingTasks(sim: Simulator): SimRecord[] {
+  return [...poolA(sim).all('task').values(), ...poolB(sim).all('task').values()].filter(
+    (t) => t.status === 'pending'
+  )
+}
+
+const resultOf = (result: ScriptResult, name: string) =>
+  result.results.find((r) => r.name === name) as Record<string, unknown> | undefined
+
+function describeRun(result: ScriptResult): string {
+  return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`
+}
+
+/** Methods that change something; a failed plan must call none of them. */
+const MUTATING = /^(Async\.)?(VM|VDI|VBD|VIF|host)\.(?!get_|assert_)/
+
+describe('vm-migrate', () => {
+  test('stream: a halted VM is copied, verified, its disks equal; the source stays halted and tagged', async ({
+    sim,
+  }) => {
+    const [srcRef] = findVm(poolA(sim), 'build-01')!
+    const before = diskHashes(poolA(sim), srcRef)
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'build-01', '--method', 'stream', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    const r = resultOf(result, 'build-01')!
+    expect(r).toMatchObject({ status: 'ok', method: 'stream', action: 'migrated' })
+    const [newRef, copy] = findVm(poolB(sim), 'build-01')!
+    expect(copy.uuid).toBe(r.newVm)
+    expect(diskHashes(poolB(sim), newRef)).toEqual(before)
+    expect(networkNames(poolB(sim), newRef)).toEqual(['Pool-wide network associated with eth0'])
+    const source = poolA(sim).get(srcRef)!
+    expect(source.power_state).toBe('Halted')
+    expect(source.tags).toContain(`migrated-to:pool-b/${copy.uuid}`)
+    expect(result.events.some((e) => e.kind === 'plan')).toBe(true)
+    expect(pendingTasks(sim)).toEqual([])
+  })
+
+  test('stream of running VMs: shut down, copied, started with --start; VIFs re-pointed by --network-map', async ({
+    sim,
+  }) => {
+    const [srcRef] = findVm(poolA(sim), 'db-01')!
+    const before = diskHashes(poolA(sim), srcRef)
+    const result = await runScript(
+      'vm-migrate',
+      [
+        '--vm',
+        'db-01',
+        '--method',
+        'stream',
+        '--start',
+        '--network-map',
+        'VM network=Pool-wide network associated with eth0',
+        '--json',
+      ],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    expect(resultOf(result, 'db-01')).toMatchObject({ status: 'ok', method: 'stream' })
+    const [newRef, copy] = findVm(poolB(sim), 'db-01')!
+    expect(copy.power_state).toBe('Running')
+    expect(Object.keys(before)).toHaveLength(2)
+    expect(diskHashes(poolB(sim), newRef)).toEqual(before)
+    expect(networkNames(poolB(sim), newRef)).toEqual(['Pool-wide network associated with eth0'])
+    expect(poolA(sim).get(srcRef)!.power_state).toBe('Halted')
+    expect(result.events.some((e) => e.kind === 'vm-shutdown' && e.name === 'db-01')).toBe(true)
+  })
+
+  test('--running skip leaves running VMs alone when they must be streamed', async ({ sim }) => {
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'web-01', '--method', 'stream', '--running', 'skip', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    expect(resultOf(result, 'web-01')).toMatchObject({ status: 'skipped' })
+    expect(findVm(poolA(sim), 'web-01')![1].power_state).toBe('Running')
+    expect(findVm(poolB(sim), 'web-01')).toBeUndefined()
+  })
+
+  test('native: a running VM moves live, a halted one is copied and its source deleted', async ({
+    sim,
+  }) => {
+    const [webRef] = findVm(poolA(sim), 'web-01')!
+    const [buildRef] = findVm(poolA(sim), 'build-01')!
+    const webBefore = diskHashes(poolA(sim), webRef)
+    const buildBefore = diskHashes(poolA(sim), buildRef)
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'web-01', '--vm', 'build-01', '--method', 'native', '--delete-source', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    expect(resultOf(result, 'web-01')).toMatchObject({ status: 'ok', method: 'native' })
+    expect(resultOf(result, 'build-01')).toMatchObject({
+      status: 'ok',
+      method: 'native',
+      sourceDeleted: true,
+    })
+    const [webCopy, web] = findVm(poolB(sim), 'web-01')!
+    expect(web.power_state).toBe('Running')
+    expect(diskHashes(poolB(sim), webCopy)).toEqual(webBefore)
+    const [buildCopy] = findVm(poolB(sim), 'build-01')!
+    expect(diskHashes(poolB(sim), buildCopy)).toEqual(buildBefore)
+    expect(findVm(poolA(sim), 'web-01')).toBeUndefined()
+    expect(findVm(poolA(sim), 'build-01')).toBeUndefined()
+    expect(sim.calls.some((c) => c.method === 'VM.assert_can_migrate')).toBe(true)
+    expect(pendingTasks(sim)).toEqual([])
+  })
+
+  test('--dry-run prints the plan and changes nothing', async ({ sim }) => {
+    const result = await runScript('vm-migrate', ['--all', '--dry-run', '--json'], {
+      env: env(sim),
+    })
+    expect(result.code, describeRun(result)).toBe(0)
+    const plan = result.events.find((e) => e.kind === 'plan') as Record<string, unknown>
+    expect((plan.vms as unknown[]).length).toBe(5)
+    expect(sim.calls.filter((c) => MUTATING.test(c.method))).toEqual([])
+    expect(findVm(poolB(sim), 'build-01')).toBeUndefined()
+  })
+
+  test('mapping errors stop the run before anything changes (exit 2)', async ({ sim }) => {
+    const badMap = await runScript(
+      'vm-migrate',
+      ['--vm', 'db-01', '--network-map', 'VM network=no such network', '--json'],
+      { env: env(sim) }
+    )
+    expect(badMap.code, describeRun(badMap)).toBe(2)
+    expect(badMap.stderr).toContain('no such network')
+
+    const badSr = await runScript('vm-migrate', ['--vm', 'db-01', '--sr', 'nope'], {
+      env: env(sim),
+    })
+    expect(badSr.code, describeRun(badSr)).toBe(2)
+    expect(badSr.stderr).toContain('--sr "nope"')
+
+    // A network the destination does not have (by name) and no --network-map for it.
+    const [netRef] = poolB(sim).find('network', (n) => n.name_label === 'VM network')!
+    poolB(sim).update(netRef, { name_label: 'Production' })
+    const unmapped = await runScript('vm-migrate', ['--vm', 'db-01'], { env: env(sim) })
+    expect(unmapped.code, describeRun(unmapped)).toBe(2)
+    expect(unmapped.stderr).toContain('--network-map')
+
+    expect(sim.calls.filter((c) => MUTATING.test(c.method))).toEqual([])
+    expect(findVm(poolA(sim), 'db-01')![1].power_state).toBe('Running')
+  })
+
+  test('a name clash in the destination is a plan error', async ({ sim }) => {
+    const [ref] = findVm(poolB(sim), 'b-app-01')!
+    poolB(sim).update(ref, { name_label: 'build-01' })
+    const result = await runScript('vm-migrate', ['--vm', 'build-01', '--json'], {
+      env: env(sim),
+    })
+    expect(result.code, describeRun(result)).toBe(2)
+    expect(result.summary?.error).toMatch(/name clash/)
+    expect(sim.calls.filter((c) => MUTATING.test(c.method))).toEqual([])
+  })
+
+  test('--delete-source: a failed verification keeps the source and removes the copy', async ({
+    sim,
+  }) => {
+    // Verification reads the copy's disks with VDI.get_record: make it fail.
+    sim.faults.failMethod('VDI.get_record', 'INTERNAL_ERROR', ['injected verification failure'])
+    const [srcRef] = findVm(poolA(sim), 'build-01')!
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'build-01', '--method', 'stream', '--delete-source', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(1)
+    expect(resultOf(result, 'build-01')).toMatchObject({ status: 'failed' })
+    expect(String(resultOf(result, 'build-01')!.error)).toContain('injected verification failure')
+    const source = poolA(sim).get(srcRef)!
+    expect(source.power_state).toBe('Halted')
+    expect((source.tags as string[]).some((t) => t.startsWith('migrated-to:'))).toBe(false)
+    expect(vmsNamed(poolB(sim), 'build-01')).toEqual([])
+  })
+
+  test('SIGINT mid-transfer: 130, task cancelled, partial copy removed, source restarted', async ({
+    sim,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
+    const vdisBefore = poolB(sim).all('VDI').size
+    const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
+      env: env(sim),
+    })
+    await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
+    run.child.kill('SIGINT')
+    const result = await run.done
+    expect(result.code, describeRun(result)).toBe(130)
+    expect(result.summary?.interrupted).toBe(true)
+    expect(resultOf(result, 'db-01')).toMatchObject({ status: 'failed' })
+    expect(vmsNamed(poolB(sim), 'db-01')).toEqual([])
+    expect(poolB(sim).all('VDI').size).toBe(vdisBefore)
+    expect(findVm(poolA(sim), 'db-01')![1].power_state).toBe('Running')
+    await expect.poll(() => pendingTasks(sim)).toEqual([])
+  })
+
+  test('resume finds a copy a crashed run made but did not journal (marker) and replaces it', async ({
+    sim,
+    dir,
+  }) => {
+    const journal = join(dir, 'journal.json')
+    const args = ['--vm', 'build-01', '--method', 'stream', '--journal', journal, '--json']
+    const first = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(first.code, describeRun(first)).toBe(0)
+    const [srcRef, source] = findVm(poolA(sim), 'build-01')!
+    const [, oldCopy] = findVm(poolB(sim), 'build-01')!
+    // The state of a crash right after the import: journal at `copying`, source not yet tagged.
+    const saved = JSON.parse(await readFile(journal, 'utf8'))
+    const entry = saved.vms[source.uuid as string]
+    saved.vms[source.uuid as string] = {
+      uuid: entry.uuid,
+      name: entry.name,
+      step: 'copying',
+      status: 'in_progress',
+      method: 'stream',
+      wasRunning: false,
+      shutDownByUs: false,
+      expect: entry.expect,
+      updatedAt: entry.updatedAt,
+    }
+    await writeFile(journal, JSON.stringify(saved))
+    poolA(sim).update(srcRef, { tags: [] })
+
+    const second = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(second.code, describeRun(second)).toBe(0)
+    expect(
+      second.events.some(
+        (e) => e.kind === 'vm-cleanup' && String(e.action).includes(oldCopy.uuid as string)
+      )
+    ).toBe(true)
+    const copies = vmsNamed(poolB(sim), 'build-01')
+    expect(copies).toHaveLength(1)
+    expect(copies[0]!.uuid).not.toBe(oldCopy.uuid)
+    expect(resultOf(second, 'build-01')).toMatchObject({ status: 'ok', newVm: copies[0]!.uuid })
+  })
+
+  test('resume after kill -9: done VMs skipped, the half-made copy removed, the rest carried on', async ({
+    sim,
+    dir,
+  }) => {
+    const journal = join(dir, 'journal.json')
+    const names = ['build-01', 'db-01']
+    const hashes = Object.fromEntries(
+      names.map((name) => [name, diskHashes(poolA(sim), findVm(poolA(sim), name)![0])])
+    )
+    const uuids = Object.fromEntries(names.map((name) => [name, findVm(poolA(sim), name)![1].uuid]))
+    const args = [
+      ...['--vm', 'build-01', '--vm', 'db-01', '--method', 'stream', '--start'],
+      ...['--concurrency', '1', '--journal', journal, '--json'],
+    ]
+    sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
+    const first = spawnScript('vm-migrate', args, { env: env(sim) })
+    const done = await first.waitForLine((l) => l.kind === 'vm-done')
+    expect(done.status).toBe('ok')
+    const finished = done.name as string
+    const killedOne = names.find((n) => n !== finished)!
+    await first.waitForLine(
+      (l) => l.kind === 'vm-step' && l.name === killedOne && l.step === 'copying'
+    )
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    first.child.kill('SIGKILL')
+    const killed = await first.done
+    expect(killed.signal).toBe('SIGKILL')
+    const saved = JSON.parse(await readFile(journal, 'utf8'))
+    expect(saved.vms[uuids[killedOne]!]).toMatchObject({ step: 'copying', status: 'in_progress' })
+    expect(saved.vms[uuids[finished]!]).toMatchObject({ status: 'done' })
+
+    sim.faults.transfer.clear()
+    const second = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(second.code, describeRun(second)).toBe(0)
+    expect(resultOf(second, finished)).toMatchObject({ status: 'skipped' })
+    expect(resultOf(second, killedOne)).toMatchObject({ status: 'ok', method: 'stream' })
+    for (const name of names) {
+      expect(vmsNamed(poolB(sim), name)).toHaveLength(1)
+      expect(diskHashes(poolB(sim), findVm(poolB(sim), name)![0])).toEqual(hashes[name])
+    }
+    // db-01 was running: shut down by the first run, its copy started by the second.
+    expect(findVm(poolB(sim), 'db-01')![1].power_state).toBe('Running')
+    expect(findVm(poolB(sim), 'build-01')![1].power_state).toBe('Halted')
+    const final = JSON.parse(await readFile(journal, 'utf8'))
+    for (const name of names) {
+      expect(final.vms[uuids[name]!]).toMatchObject({
+        status: 'done',
+        newVm: findVm(poolB(sim), name)![1].uuid,
+      })
+    }
+    await expect.poll(() => pendingTasks(sim)).toEqual([])
+  })
+})
