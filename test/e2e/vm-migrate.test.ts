@@ -172,6 +172,43 @@ describe('vm-migrate', () => {
     expect(pendingTasks(sim)).toEqual([])
   })
 
+  test('native: TOO_MANY_STORAGE_MIGRATES waits and retries', async ({ sim }) => {
+    sim.faults.failMethod('VM.migrate_send', 'TOO_MANY_STORAGE_MIGRATES', ['3'], { times: 2 })
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'build-01', '--method', 'native', '--json'],
+      {
+        env: env(sim),
+      }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    expect(resultOf(result, 'build-01')).toMatchObject({ status: 'ok', method: 'native' })
+    expect(result.events.filter((e) => e.kind === 'vm-retry')).toHaveLength(2)
+    expect(vmsNamed(poolB(sim), 'build-01')).toHaveLength(1)
+  })
+
+  test('native: SIGINT cancels migrate_send, nothing is left on the destination', async ({
+    sim,
+  }) => {
+    // A large disk makes the simulated storage migration last a few seconds.
+    const [ref, vm] = findVm(poolA(sim), 'build-01')!
+    const vbd = poolA(sim).get((vm.VBDs as string[])[0]!)!
+    poolA(sim).update(vbd.VDI as string, { physical_utilisation: 50 * 2 ** 30 })
+    const run = spawnScript('vm-migrate', ['--vm', 'build-01', '--method', 'native', '--json'], {
+      env: env(sim),
+    })
+    await run.waitForLine((l) => l.kind === 'vm-step' && l.step === 'copying')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    run.child.kill('SIGINT')
+    const result = await run.done
+    expect(result.code, describeRun(result)).toBe(130)
+    expect(resultOf(result, 'build-01')).toMatchObject({ status: 'failed', method: 'native' })
+    expect(vmsNamed(poolB(sim), 'build-01')).toEqual([])
+    expect(poolA(sim).get(ref)!.power_state).toBe('Halted')
+    expect(sim.calls.some((c) => c.method === 'task.cancel')).toBe(true)
+    await expect.poll(() => pendingTasks(sim)).toEqual([])
+  })
+
   test('--dry-run prints the plan and changes nothing', async ({ sim }) => {
     const result = await runScript('vm-migrate', ['--all', '--dry-run', '--json'], {
       env: env(sim),

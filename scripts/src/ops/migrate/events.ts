@@ -94,7 +94,10 @@ export function formatMigrateEvent(event: MigrateEvent): string | undefined {
     case 'vm-cleanup':
       return `${label(event)}: cleanup: ${event.action}${event.error ? ` failed: ${event.error}` : ''}`
     case 'vm-done':
-      return undefined // the results list says it
+      // Failures are in the results list; say where a copy went.
+      return event.status === 'ok'
+        ? `${label(event)}: migrated (${event.method}) → ${event.newVm}`
+        : undefined
   }
 }
 

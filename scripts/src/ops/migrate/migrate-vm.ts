@@ -192,7 +192,7 @@ export async function migrateVm(
         await dest.callAsync('VM.start', [newRef, false, false], { signal })
         started = true
       }
-      await record('started')
+      if (started || power === 'Running') await record('started')
     }
     let sourceDeleted = false
     if (!state.sourceGone && vm.ref !== '') {
