@@ -130,6 +130,22 @@ describe('vm-migrate', () => {
     expect(result.events.some((e) => e.kind === 'vm-shutdown' && e.name === 'db-01')).toBe(true)
   })
 
+  test('stream: a suspended VM arrives suspended, with its disks', async ({ sim }) => {
+    const [srcRef] = findVm(poolA(sim), 'cache-01')!
+    const before = diskHashes(poolA(sim), srcRef)
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'cache-01', '--method', 'stream', '--delete-source', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    const [newRef, copy] = findVm(poolB(sim), 'cache-01')!
+    expect(copy.power_state).toBe('Suspended')
+    expect(diskHashes(poolB(sim), newRef)).toEqual(before)
+    expect(findVm(poolA(sim), 'cache-01')).toBeUndefined()
+    expect(resultOf(result, 'cache-01')).toMatchObject({ status: 'ok', sourceDeleted: true })
+  })
+
   test('--running skip leaves running VMs alone when they must be streamed', async ({ sim }) => {
     const result = await runScript(
       'vm-migrate',
@@ -241,6 +257,14 @@ describe('vm-migrate', () => {
     const unmapped = await runScript('vm-migrate', ['--vm', 'db-01'], { env: env(sim) })
     expect(unmapped.code, describeRun(unmapped)).toBe(2)
     expect(unmapped.stderr).toContain('--network-map')
+
+    const noJournal = await runScript(
+      'vm-migrate',
+      ['--vm', 'build-01', '--journal', '/nonexistent/dir/journal.json'],
+      { env: env(sim) }
+    )
+    expect(noJournal.code, describeRun(noJournal)).toBe(2)
+    expect(noJournal.stderr).toContain('cannot write --journal')
 
     expect(sim.calls.filter((c) => MUTATING.test(c.method))).toEqual([])
     expect(findVm(poolA(sim), 'db-01')![1].power_state).toBe('Running')

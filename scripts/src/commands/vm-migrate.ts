@@ -171,6 +171,12 @@ export const vmMigrateCommand: ScriptCommand<VmMigrateArgs, MigrateEvent> = {
             summary: { dryRun: true, source: plan.source.name, destination: plan.destination.name },
           }
         }
+        // An unwritable journal is a usage error, before anything changes.
+        await journal.flush().catch((error: unknown) => {
+          throw new UsageError(
+            `cannot write --journal ${argv.journal}: ${(error as Error).message}`
+          )
+        })
         return await runMigrations(
           { source, dest, destInventory },
           plan,

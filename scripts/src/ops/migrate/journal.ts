@@ -94,8 +94,10 @@ export class Journal {
     try {
       text = await readFile(file, 'utf8')
     } catch (error) {
-      if ((error as { code?: string }).code === 'ENOENT') return new Journal(file, fresh)
-      throw new UsageError(`cannot read --journal ${file}: ${(error as Error).message}`)
+      if ((error as { code?: string }).code !== 'ENOENT') {
+        throw new UsageError(`cannot read --journal ${file}: ${(error as Error).message}`)
+      }
+      return new Journal(file, fresh)
     }
     const data = parseJournal(text, file)
     if (data.source !== pools.source || data.destination !== pools.destination) {

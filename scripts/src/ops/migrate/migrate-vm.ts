@@ -88,15 +88,15 @@ export async function migrateVm(
     method: vm.method,
     resume: resume ? `${resume.step} (${resume.status})` : undefined,
   })
-  await journal.update(vm.uuid, {
-    name: vm.name,
-    status: 'in_progress',
-    wasRunning: vm.wasRunning,
-    expect: vm.expect,
-    ...(resume === undefined && { step: 'planned' as const }),
-  })
-
   try {
+    await journal.update(vm.uuid, {
+      name: vm.name,
+      status: 'in_progress',
+      wasRunning: vm.wasRunning,
+      expect: vm.expect,
+      ...(resume === undefined && { step: 'planned' as const }),
+    })
+
     let haveCopy = false
     if (resume && stepIndex(resume.step) >= stepIndex('copied') && state.newVmRef) {
       haveCopy =
@@ -176,7 +176,7 @@ export async function migrateVm(
   } catch (error) {
     const message = signal.aborted ? `interrupted: ${describeError(error)}` : describeError(error)
     await cleanupAfterFailure(ctx, vm, state)
-    await journal.update(vm.uuid, { status: 'failed', error: message })
+    await noteFailure(ctx, vm.uuid, message)
     emit({ kind: 'vm-done', ...id, status: 'failed', method: state.method, error: message })
     return { ...id, status: 'failed', action: 'none', method: state.method, error: message }
   }
@@ -223,9 +223,24 @@ export async function migrateVm(
     }
   } catch (error) {
     const message = `${signal.aborted ? 'interrupted' : 'failed'} after verification: ${describeError(error)} (the copy is kept; a rerun with the same --journal finishes)`
-    await journal.update(vm.uuid, { status: 'failed', error: message })
+    await noteFailure(ctx, vm.uuid, message)
     emit({ kind: 'vm-done', ...id, status: 'failed', ...result, error: message })
     return { ...result, status: 'failed', action: 'migrated', error: message }
+  }
+}
+
+/** Records a failure in the journal; a journal that cannot be written is reported, not thrown. */
+async function noteFailure(ctx: MigrateContext, uuid: string, message: string): Promise<void> {
+  try {
+    await ctx.journal.update(uuid, { status: 'failed', error: message })
+  } catch (error) {
+    ctx.emit({
+      kind: 'vm-cleanup',
+      vm: uuid,
+      name: ctx.journal.get(uuid)?.name ?? '',
+      action: 'journal',
+      error: describeError(error),
+    })
   }
 }
 
