@@ -143,6 +143,8 @@ export async function listenHost(
     ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert })
     : http.createServer()
   server.keepAliveTimeout = 30_000
+  // xapi has no request timeout: an import body may take hours (node's default cuts at 5 min)
+  server.requestTimeout = 0
   server.on('clientError', (_err, socket) => socket.destroy())
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -169,7 +171,7 @@ export async function listenUnix(
   ctx: SimContext,
   socketPath: string
 ) {
-  const server = http.createServer(createRequestListener(state, host, ctx))
+  const server = http.createServer({ requestTimeout: 0 }, createRequestListener(state, host, ctx))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(socketPath, () => {

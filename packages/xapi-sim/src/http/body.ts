@@ -2,10 +2,10 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 
 /**
- * Takes a request's connection away from node's HTTP parser, so that the body can be read raw:
- * with a Content-Length, or until EOF (close-delimited, as xe sends pipes; node's parser would
- * read such a body as empty). Call synchronously in the request handler. The client must wait for
- * the response head before sending a close-delimited body (xapi answers before reading, xe waits).
+ * Takes the connection of a request without Content-Length away from node's HTTP parser (which
+ * reads such a body as empty), so that the body can be read raw until EOF, as xapi does for xe's
+ * piped uploads. Call synchronously in the request handler. The client must wait for the response
+ * head before sending the body (xapi answers before reading; xe waits).
  */
 export function takeOverConnection(req: IncomingMessage): Socket {
   const socket = req.socket
@@ -31,28 +31,26 @@ function waitReadable(socket: Socket): Promise<void> {
   })
 }
 
-/** The request body: bytes the parser already took, then the raw socket, up to `length` or EOF. */
-export async function* rawBody(
-  req: IncomingMessage,
-  socket: Socket,
-  length: number | undefined
-): AsyncGenerator<Buffer> {
-  let left = length ?? Infinity
-  await new Promise((r) => setImmediate(r))
-  for (let c: Buffer | null = req.read(); c !== null && left > 0; c = req.read()) {
-    const piece = c.length > left ? c.subarray(0, left) : c
-    left -= piece.length
-    yield piece
+/**
+ * A body with a Content-Length, framed by node's parser; a connection dropped early just ends it
+ * (the XVA verifier then reports IMPORT_ERROR_PREMATURE_EOF).
+ */
+export async function* lengthBody(req: IncomingMessage): AsyncGenerator<Buffer> {
+  try {
+    for await (const c of req) yield c as Buffer
+  } catch {
+    return
   }
-  while (left > 0) {
+}
+
+/** A close-delimited body, read raw from a connection taken over (`takeOverConnection`). */
+export async function* rawBody(req: IncomingMessage, socket: Socket): AsyncGenerator<Buffer> {
+  await new Promise((r) => setImmediate(r))
+  for (let c = req.read() as Buffer | null; c !== null; c = req.read() as Buffer | null) yield c
+  for (;;) {
     const c = socket.read() as Buffer | null
-    if (c === null) {
-      if (socket.readableEnded || socket.destroyed) return
-      await waitReadable(socket)
-      continue
-    }
-    const piece = c.length > left ? c.subarray(0, left) : c
-    left -= piece.length
-    yield piece
+    if (c !== null) yield c
+    else if (socket.readableEnded || socket.destroyed) return
+    else await waitReadable(socket)
   }
 }

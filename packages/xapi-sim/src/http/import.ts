@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { createXvaVerifier } from '@xapi-ops/xapi'
 import type { SimContext } from '../context.js'
 import { applyTransferFaults, TransferDropped } from '../transfer-faults.js'
-import { rawBody, takeOverConnection } from './body.js'
+import { lengthBody, rawBody, takeOverConnection } from './body.js'
 import { transferFaultsOf } from './faults-link.js'
 import { VmImport } from './import-objects.js'
 import type { ImportMode } from './import-objects.js'
@@ -47,7 +47,9 @@ export async function handleImport(
   args: HttpArgs,
   metadata: boolean
 ): Promise<void> {
-  const socket = takeOverConnection(req)
+  const closeDelimited =
+    req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined
+  const socket = closeDelimited ? takeOverConnection(req) : req.socket
   const start = startTransfer(ctx, req, res, args, {
     realm: metadata ? 'VM.metadata_import' : 'VM.import',
     label: metadata ? 'VM metadata import' : 'VM import',
@@ -80,8 +82,6 @@ export async function handleImport(
   if (req.headers['transfer-encoding'] !== undefined) {
     return fail(new ctx.XapiFailure('IMPORT_ERROR_CANNOT_HANDLE_CHUNKED', []), send403)
   }
-  const lengthHeader = req.headers['content-length']
-  const length = lengthHeader === undefined ? undefined : Number(lengthHeader)
   writeRawHead(socket, 'HTTP/1.1 200 OK', [
     'Connection: close',
     'Cache-Control: no-cache, no-store',
@@ -115,7 +115,13 @@ export async function handleImport(
     signal: abort.signal,
   })
   try {
-    const body = applyTransferFaults(plan, rawBody(req, socket, length), { signal: abort.signal })
+    const body = applyTransferFaults(
+      plan,
+      closeDelimited ? rawBody(req, socket) : lengthBody(req),
+      {
+        signal: abort.signal,
+      }
+    )
     await pipeline(Readable.from(body), verifier, new Writable({ write: (_c, _e, cb) => cb() }))
     await verifier.result
     task.checkCancelled()
