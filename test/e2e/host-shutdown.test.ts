@@ -473,6 +473,40 @@ describe('host-shutdown', () => {
     expect(mutatingCalls(sim)).toEqual([])
   })
 
+  test('connects over https with a pinned fingerprint or a CA file, password from a file', async ({
+    signal,
+  }) => {
+    const dir = await mkdtemp(join(tmpdir(), 'host-shutdown-tls-'))
+    await using sim = await startSimulator({ seed: seed(), timeScale: 0.01, tls: true })
+    const passwordFile = join(dir, 'password')
+    await writeFile(passwordFile, `${sim.password}\n`, { mode: 0o600 })
+    const caFile = join(dir, 'ca.pem')
+    await writeFile(caFile, sim.certificate!)
+    const base = { XAPI_URL: pool(sim).masterUrl }
+    const dry = ['--host', 'h1', '--dry-run', '--json', '--password-file', passwordFile]
+    const pinned = await runScript('host-shutdown', [...dry, '--fingerprint', sim.fingerprint!], {
+      env: base,
+      signal,
+    })
+    expect(pinned.code, pinned.stderr).toBe(0)
+    const withCa = await runScript('host-shutdown', [...dry, '--ca', caFile], { env: base, signal })
+    const untrusted = await runScript('host-shutdown', dry, { env: base, signal })
+    const wrongPin = await runScript('host-shutdown', [...dry, '--fingerprint', 'ab'.repeat(32)], {
+      env: base,
+      signal,
+    })
+    await rm(dir, { recursive: true, force: true })
+    // The simulator's certificate names 127.0.0.1 / localhost, so a CA file is enough.
+    expect(withCa.code, withCa.stderr).toBe(0)
+    expect(untrusted.code).toBe(2)
+    expect(wrongPin.code).toBe(2)
+    expect(untrusted.stderr.trim().split('\n')).toHaveLength(1)
+    expect(untrusted.stderr).toMatch(
+      /not trusted .* Pass --fingerprint to pin it, --ca to trust its CA, or --insecure/
+    )
+    expect(mutatingCalls(sim)).toEqual([])
+  })
+
   test('hook mode: dom0 socket, host from the inventory, timestamped plain lines', async ({
     signal,
   }) => {

@@ -1,11 +1,15 @@
 import { connect, type XapiClient } from '@xapi-ops/xapi'
-import type { ConnectionSettings } from './connection-options.js'
+import { connectionOptionNames, type ConnectionSettings } from './connection-options.js'
+import { CliError, errorCode } from './errors.js'
+import { EXIT_CODES } from './exit-codes.js'
 
 /** Options of {@link connectXapi}. */
 export type ConnectXapiOptions = {
   /** `--dry-run`: the client refuses every call but getters. */
   readonly readOnly: boolean
   readonly signal?: AbortSignal
+  /** The options' prefix (`from`, `to`), so that hints name the right options. */
+  readonly prefix?: string
 }
 
 /**
@@ -13,10 +17,27 @@ export type ConnectXapiOptions = {
  * `HOST_IS_SLAVE` to the master. Rejects with the client's `XapiError`/`XapiClientError`
  * (exit 2 through `runCommand`). Close it with {@link closeXapi}.
  */
-export function connectXapi(
+export async function connectXapi(
   settings: ConnectionSettings,
   options: ConnectXapiOptions
 ): Promise<XapiClient> {
+  try {
+    return await login(settings, options)
+  } catch (error) {
+    // The client's TLS hints name its own options; name the command line's instead.
+    if (error instanceof Error && errorCode(error)?.startsWith('XAPI_CLIENT_TLS')) {
+      const n = connectionOptionNames(options.prefix)
+      const message = error.message
+        .replace('`fingerprint`', `--${n.fingerprint}`)
+        .replace('`ca`', `--${n.ca}`)
+        .replace('`allowUnauthorized: true`', `--${n.insecure}`)
+      throw new CliError(message, { exitCode: EXIT_CODES.USAGE, cause: error })
+    }
+    throw error
+  }
+}
+
+function login(settings: ConnectionSettings, options: ConnectXapiOptions): Promise<XapiClient> {
   return connect({
     url: settings.url,
     user: settings.user,
