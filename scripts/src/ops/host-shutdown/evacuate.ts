@@ -1,4 +1,4 @@
-import { describeError, errorCode } from '../../lib/errors.js'
+import { describeError } from '../../lib/errors.js'
 import type { HostShutdownEvent } from './events.js'
 import {
   evacuationBudgetS,
@@ -47,7 +47,9 @@ export async function planEvacuation(
     try {
       prevent = await xapi.callWith('host.get_vms_which_prevent_evacuation', [hostRef], { signal })
     } catch (error) {
-      if (errorCode(error) !== 'MESSAGE_METHOD_UNKNOWN') throw error
+      // Older or partial servers: without the list, host.evacuate itself tells what cannot
+      // move (it then moves nothing, and everything is shut down).
+      if (signal.aborted) throw error
     }
   }
   const blocked: Array<{ vm: PlannedVm; reason: string }> = []
