@@ -63,13 +63,14 @@ export async function loadSeed(seed: SimulatorOptions['seed'] = 'small'): Promis
       text = await readFile(seed, 'utf8')
     } catch (e) {
       throw new Error(
-        `Unknown seed "${seed}": not one of ${BUILTIN_SEEDS.join(', ')}, and not a readable file (${(e as Error).message})`
+        `Unknown seed "${seed}": not one of ${BUILTIN_SEEDS.join(', ')}, and not a readable file (${(e as Error).message})`,
+        { cause: e }
       )
     }
     try {
       data = JSON.parse(text)
     } catch (e) {
-      throw new Error(`Seed file ${seed} is not valid JSON: ${(e as Error).message}`)
+      throw new Error(`Seed file ${seed} is not valid JSON: ${(e as Error).message}`, { cause: e })
     }
   }
   const r = validateSeed(data)

@@ -213,7 +213,7 @@ function removeSource(db: PoolDb, vmRef: string): void {
 async function migrateSend(ctx: CallCtx, args: unknown[]): Promise<string> {
   const [vmArg, dest, _live, vdiMap, vifMap, options] = args
   const vmRef = vmArg as string
-  const plan = planMigration(ctx, vmRef, dest, vdiMap, vifMap, options)
+  planMigration(ctx, vmRef, dest, vdiMap, vifMap, options) // fail before counting
   const vm = ctx.db.get(vmRef)!
   const source =
     vm.resident_on !== NULL ? (vm.resident_on as string) : ctx.state.masterOf(ctx.pool).ref

@@ -8,7 +8,9 @@ export class XmlRpcParseError extends Error {
 // ---------------------------------------------------------------------------------------------
 // Serializer: string building, xapi's encoding (untyped strings and ints, no <string>/<int>).
 
+// eslint-disable-next-line no-control-regex -- xapi drops control characters
 const NEEDS_ESCAPE = /[&<>"\u0000-\u0008\u000b\u000c\u000e-\u001f]/
+// eslint-disable-next-line no-control-regex
 const ESCAPE_ALL = /[&<>"\u0000-\u0008\u000b\u000c\u000e-\u001f]/g
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }
 
