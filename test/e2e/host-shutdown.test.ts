@@ -314,6 +314,32 @@ describe('host-shutdown', () => {
     expectNoLeftovers(sim)
   })
 
+  test('when host.evacuate refuses, every VM is shut down in order instead', async ({ signal }) => {
+    const localDisk = vm('pinned', { order: 3, disks: [{ sizeMiB: 8, sr: 'local-h1' }] })
+    await using sim = await startSimulator({ seed: seed([localDisk]), timeScale: 0.01 })
+    // A server that cannot list the blockers: the evacuation itself fails on `pinned`.
+    sim.faults.failMethod('host.get_vms_which_prevent_evacuation', 'MESSAGE_METHOD_UNKNOWN', [
+      'host.get_vms_which_prevent_evacuation',
+    ])
+    const result = await runScript('host-shutdown', ['--host', 'h1', '--json', '--evacuate'], {
+      env: env(sim),
+      signal,
+    })
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.events.find((e) => e.kind === 'evacuate-end')).toMatchObject({
+      outcome: 'failed',
+      migrated: 0,
+      error: expect.stringContaining('VM_REQUIRES_SR'),
+    })
+    for (const name of ['pinned', 'db-1', 'db-2', 'app-1', 'web-1']) {
+      expect(byName(result)[name]).toMatchObject({ status: 'ok', action: 'clean_shutdown' })
+      expect(residentOn(sim, name)).toBeUndefined()
+    }
+    expect(requestedAt(sim, 'pinned')).toBeLessThan(requestedAt(sim, 'db-1'))
+    expect(requestedAt(sim, 'app-1')).toBeGreaterThan(requestedAt(sim, 'db-2'))
+    expectNoLeftovers(sim)
+  })
+
   test('an evacuation over its budget is cancelled and what did not move is shut down', async ({
     signal,
   }) => {
@@ -340,6 +366,33 @@ describe('host-shutdown', () => {
     expect(residentOn(sim, 'huge')).toBeUndefined()
     expect(powerState(sim, 'huge')).toBe('Halted')
     expect(callsOf(sim, 'task.cancel').length).toBeGreaterThan(0)
+    expectNoLeftovers(sim)
+  })
+
+  test('SIGTERM during the evacuation cancels it and exits 130', async ({ signal }) => {
+    const big = seed()
+    big.pools[0]!.hosts = [
+      { name: 'h1', memoryGiB: 512 },
+      { name: 'h2', memoryGiB: 512 },
+    ]
+    big.pools[0]!.vms = [vm('huge', { memoryMiB: 200 * 1024 }), vm('small', { order: 1 })]
+    await using sim = await startSimulator({ seed: big, timeScale: 0.01 })
+    const run = spawnScript('host-shutdown', ['--host', 'h1', '--json', '--evacuate'], {
+      env: env(sim),
+      signal,
+    })
+    await run.waitForLine((l) => l.kind === 'evacuate-start')
+    await expect.poll(() => callsOf(sim, 'Async.host.evacuate').length).toBe(1)
+    run.child.kill('SIGTERM')
+    const result = await run.done
+    expect(result.code).toBe(130)
+    expect(result.events.find((e) => e.kind === 'evacuate-end')).toMatchObject({
+      outcome: 'interrupted',
+    })
+    expect(callsOf(sim, 'task.cancel').length).toBeGreaterThan(0)
+    expect(callsOf(sim, 'Async.VM.clean_shutdown')).toEqual([])
+    expect(powerState(sim, 'huge')).toBe('Running')
+    expect(result.results).toHaveLength(2)
     expectNoLeftovers(sim)
   })
 
