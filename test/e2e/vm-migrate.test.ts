@@ -188,6 +188,25 @@ describe('vm-migrate', () => {
     expect(pendingTasks(sim)).toEqual([])
   })
 
+  test('auto: native where assert_can_migrate passes, else stream', async ({ sim }) => {
+    sim.faults.failMethod('VM.assert_can_migrate', 'VM_REQUIRES_SR', ['vm', 'sr'], { times: 1 })
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'build-01', '--vm', 'cache-01', '--concurrency', '1', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    const methods = result.events.filter((e) => e.kind === 'vm-method')
+    expect(methods).toHaveLength(2)
+    const streamed = methods.find((e) => e.method === 'stream')!
+    expect(String(streamed.reason)).toContain('VM_REQUIRES_SR')
+    const native = methods.find((e) => e.method === 'native')!
+    expect(resultOf(result, streamed.name as string)).toMatchObject({ method: 'stream' })
+    expect(resultOf(result, native.name as string)).toMatchObject({ method: 'native' })
+    expect(vmsNamed(poolB(sim), 'build-01')).toHaveLength(1)
+    expect(vmsNamed(poolB(sim), 'cache-01')).toHaveLength(1)
+  })
+
   test('native: TOO_MANY_STORAGE_MIGRATES waits and retries', async ({ sim }) => {
     sim.faults.failMethod('VM.migrate_send', 'TOO_MANY_STORAGE_MIGRATES', ['3'], { times: 2 })
     const result = await runScript(

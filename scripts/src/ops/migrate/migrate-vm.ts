@@ -6,6 +6,7 @@ import type { HostSlots } from './host-slots.js'
 import { stepIndex, type Journal, type JournalStep } from './journal.js'
 import {
   assertNative,
+  candidateHosts,
   copyNative,
   prepareNative,
   retryStorageMigrates,
@@ -15,7 +16,7 @@ import type { MigrationPlan, PlannedVm } from './plan.js'
 import { MIGRATE_MARKER, MIGRATED_TAG_PREFIX, type PoolInventory } from './records.js'
 import { copyStream, shutdownSource } from './stream.js'
 import { repointVifs, verifyCopy } from './verify.js'
-import { ignoring, type CopyProgress, type MigrateXapi } from './xapi.js'
+import { ignoring, xapiCode, type CopyProgress, type MigrateXapi } from './xapi.js'
 
 /** Options of a migration run (from the command line). */
 export type MigrateOptions = {
@@ -253,18 +254,7 @@ async function chooseMethod(
   const id = { vm: vm.uuid, name: vm.name }
   if (vm.method !== 'stream') {
     try {
-      const req = await prepareNative(
-        ctx.dest,
-        ctx.destInventory,
-        vm,
-        ctx.plan.sr.ref,
-        ctx.slots,
-        signal
-      )
-      await retryStorageMigrates(() => assertNative(ctx.source, vm.ref, req, signal), {
-        signal,
-        onRetry: ({ reason, delayMs }) => ctx.emit({ kind: 'vm-retry', ...id, reason, delayMs }),
-      })
+      const req = await findNativeRoute(ctx, vm, signal)
       ctx.emit({ kind: 'vm-method', ...id, method: 'native' })
       return { method: 'native', req }
     } catch (error) {
@@ -282,6 +272,50 @@ async function chooseMethod(
   }
   ctx.emit({ kind: 'vm-method', ...id, method: 'stream' })
   return { method: 'stream' }
+}
+
+// Errors of one destination host that another host of the pool may not have.
+const HOST_SPECIFIC = new Set([
+  'HOST_NOT_ENOUGH_FREE_MEMORY',
+  'HOST_DISABLED',
+  'HOST_OFFLINE',
+  'HOST_NOT_LIVE',
+  'VM_INCOMPATIBLE_WITH_THIS_HOST',
+  'HOST_CANNOT_ATTACH_NETWORK',
+])
+
+/**
+ * `host.migrate_receive` + `VM.assert_can_migrate` on the destination hosts in turn, until one
+ * passes (another host may have the memory this one lacks); throws the last reason.
+ */
+async function findNativeRoute(
+  ctx: MigrateContext,
+  vm: PlannedVm,
+  signal: AbortSignal
+): Promise<NativeRequest> {
+  const id = { vm: vm.uuid, name: vm.name }
+  let lastError: unknown
+  for (const host of candidateHosts(ctx.destInventory, ctx.slots)) {
+    try {
+      const req = await prepareNative(
+        ctx.dest,
+        ctx.destInventory,
+        vm,
+        ctx.plan.sr.ref,
+        host,
+        signal
+      )
+      await retryStorageMigrates(() => assertNative(ctx.source, vm.ref, req, signal), {
+        signal,
+        onRetry: ({ reason, delayMs }) => ctx.emit({ kind: 'vm-retry', ...id, reason, delayMs }),
+      })
+      return req
+    } catch (error) {
+      lastError = error
+      if (signal.aborted || !HOST_SPECIFIC.has(xapiCode(error) ?? '')) throw error
+    }
+  }
+  throw lastError
 }
 
 /** Before a (re)copy: cancels the task a crashed run left, removes copies it left half-made. */

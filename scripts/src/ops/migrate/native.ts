@@ -20,23 +20,31 @@ export type RetryNotice = { readonly reason: string; readonly delayMs: number }
 export const STORAGE_RETRY = { firstDelayMs: 500, maxDelayMs: 15_000, maxAttempts: 60 } as const
 
 /**
- * Picks the destination host (the enabled host where we run the fewest migrations, the master
- * first on ties) and its management network, then asks it to receive (`host.migrate_receive`).
+ * The enabled destination hosts, those where this run migrates the fewest VMs first, the master
+ * first on ties.
  */
+export function candidateHosts(destInventory: PoolInventory, slots: HostSlots): string[] {
+  const master = destInventory.pool.master
+  const hosts = [...destInventory.hosts]
+    .filter(([, h]) => h.enabled)
+    .map(([ref]) => ref)
+    .sort(
+      (a, b) =>
+        slots.used(`dest:${a}`) - slots.used(`dest:${b}`) ||
+        Number(b === master) - Number(a === master)
+    )
+  return hosts.length > 0 ? hosts : [master]
+}
+
+/** Asks `destHost` (through its management network) to receive a VM: `host.migrate_receive`. */
 export async function prepareNative(
   dest: MigrateXapi,
   destInventory: PoolInventory,
   vm: PlannedVm,
   destSr: string,
-  slots: HostSlots,
+  destHost: string,
   signal?: AbortSignal
 ): Promise<NativeRequest> {
-  const master = destInventory.pool.master
-  const hosts = [...destInventory.hosts]
-    .filter(([, h]) => h.enabled)
-    .map(([ref]) => ref)
-    .sort((a, b) => slots.used(a) - slots.used(b) || Number(b === master) - Number(a === master))
-  const destHost = hosts[0] ?? master
   const pif = [...destInventory.pifs.values()].find((p) => p.host === destHost && p.management)
   const network = pif?.network ?? vm.vifs[0]?.network ?? [...destInventory.networks.keys()][0] ?? ''
   const answer = await dest.call<Record<string, string>>(

@@ -164,12 +164,8 @@ export function buildPlan(
     }
     const wasRunning = entry?.wasRunning ?? vm.power_state === 'Running'
     const method = chooseMethod(vm, options)
-    if (method === undefined) {
-      skipped.push({
-        uuid: vm.uuid,
-        name: vm.name_label,
-        reason: `${vm.power_state.toLowerCase()}: a stream copy needs it halted (--running skip)`,
-      })
+    if (method !== 'auto' && method !== 'native' && method !== 'stream') {
+      skipped.push({ uuid: vm.uuid, name: vm.name_label, reason: method })
       continue
     }
     const clash = (destNames.get(vm.name_label) ?? []).some((marker) => marker !== vm.uuid)
@@ -266,11 +262,16 @@ export function poolName(inventory: PoolInventory): string {
   return inventory.pool.name_label || inventory.pool.uuid
 }
 
-function chooseMethod(vm: MVm, options: PlanOptions): MigrateMethod | undefined {
+function chooseMethod(vm: MVm, options: PlanOptions): MigrateMethod | string {
   // migrate_send accepts Halted, Suspended and Running VMs; a paused VM can only be streamed.
+  if (vm.power_state === 'Paused' && options.method === 'native') {
+    return 'paused: VM.migrate_send needs it running, halted or suspended (use --method stream or auto)'
+  }
   const method = vm.power_state === 'Paused' ? 'stream' : options.method
   const live = vm.power_state === 'Running' || vm.power_state === 'Paused'
-  if (live && method === 'stream' && options.running === 'skip') return undefined
+  if (live && method === 'stream' && options.running === 'skip') {
+    return `${vm.power_state.toLowerCase()}: a stream copy needs it halted (--running skip)`
+  }
   return method
 }
 
