@@ -96,6 +96,8 @@ describe('vm-migrate', () => {
     const source = poolA(sim).get(srcRef)!
     expect(source.power_state).toBe('Halted')
     expect(source.tags).toContain(`migrated-to:pool-b/${copy.uuid}`)
+    expect(source.other_config['xapi-ops-migrated-from']).toBeUndefined()
+    expect(copy.other_config['xapi-ops-migrated-from']).toBe(source.uuid)
     expect(result.events.some((e) => e.kind === 'plan')).toBe(true)
     expect(pendingTasks(sim)).toEqual([])
   })
@@ -317,6 +319,7 @@ describe('vm-migrate', () => {
     const source = poolA(sim).get(srcRef)!
     expect(source.power_state).toBe('Halted')
     expect((source.tags as string[]).some((t) => t.startsWith('migrated-to:'))).toBe(false)
+    expect(source.other_config['xapi-ops-migrated-from']).toBeUndefined()
     expect(vmsNamed(poolB(sim), 'build-01')).toEqual([])
   })
 

@@ -210,6 +210,10 @@ export async function migrateVm(
             { signal }
           )
         )
+        // The marker was for the copy; the tag now says where the source went.
+        await ignoring(['HANDLE_INVALID'], () =>
+          source.call('VM.remove_from_other_config', [vm.ref, MIGRATE_MARKER], { signal })
+        )
       }
     }
     await journal.update(vm.uuid, { status: 'done' })
@@ -409,6 +413,9 @@ async function cleanupAfterFailure(
       newVm: undefined,
       taskRef: undefined,
     })
+  )
+  await step('unmark source', () =>
+    ctx.source.call('VM.remove_from_other_config', [vm.ref, MIGRATE_MARKER], { signal })
   )
   if (state.shutDownByUs) {
     await step('restart source', async () => {
