@@ -1,4 +1,5 @@
 import { I4, formatXapiDate } from './values.js'
+import { isCacheable, onInvalidate } from './xml-rpc.js'
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const orig = this[key]
@@ -8,9 +9,49 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
   return value
 }
 
-/** JSON text of a value as xapi's JSON-RPC sends it (dates as `YYYYMMDDTHH:MM:SSZ` strings). */
+const jsonCache = new WeakMap<object, string>()
+
+onInvalidate((record) => jsonCache.delete(record))
+
+function encodeInto(out: string[], v: unknown): void {
+  if (typeof v !== 'object' || v === null || v instanceof Date || v instanceof I4) {
+    out.push(JSON.stringify({ v }, replacer).slice(5, -1))
+    return
+  }
+  if (isCacheable(v)) {
+    let json = jsonCache.get(v)
+    if (json === undefined) jsonCache.set(v, (json = JSON.stringify(v, replacer)))
+    out.push(json)
+    return
+  }
+  if (Array.isArray(v)) {
+    out.push('[')
+    v.forEach((x, i) => {
+      if (i > 0) out.push(',')
+      encodeInto(out, x === undefined ? null : x)
+    })
+    out.push(']')
+    return
+  }
+  out.push('{')
+  let first = true
+  for (const [k, x] of Object.entries(v)) {
+    if (x === undefined) continue
+    out.push(first ? '' : ',', JSON.stringify(k), ':')
+    encodeInto(out, x)
+    first = false
+  }
+  out.push('}')
+}
+
+/**
+ * JSON text of a value as xapi's JSON-RPC sends it (dates as `YYYYMMDDTHH:MM:SSZ` strings). DB
+ * records are cached like their XML (see `registerCacheable`).
+ */
 export function encodeJson(value: unknown): string {
-  return JSON.stringify(value, replacer)
+  const out: string[] = []
+  encodeInto(out, value)
+  return out.join('')
 }
 
 export type JsonRpcRequest = { method: string; params: unknown[]; id: unknown; v2: boolean }
@@ -34,7 +75,7 @@ export function jsonRpcResponse(
 ): string {
   if (req.v2) {
     return outcome.ok
-      ? encodeJson({ jsonrpc: '2.0', result: outcome.value, id: req.id })
+      ? encodeJson({ jsonrpc: '2.0', result: outcome.value ?? '', id: req.id })
       : encodeJson({
           jsonrpc: '2.0',
           error: { code: 1, message: outcome.description[0], data: outcome.description.slice(1) },
@@ -42,6 +83,6 @@ export function jsonRpcResponse(
         })
   }
   return outcome.ok
-    ? encodeJson({ result: outcome.value, error: null, id: req.id })
+    ? encodeJson({ result: outcome.value ?? '', error: null, id: req.id })
     : encodeJson({ result: null, error: outcome.description, id: req.id })
 }

@@ -33,9 +33,22 @@ export function registerCacheable(record: object): void {
   cacheable.add(record)
 }
 
-/** Drops the cached encoding of `record`. */
+/** Whether `v` is a registered DB record. */
+export function isCacheable(v: object): boolean {
+  return cacheable.has(v)
+}
+
+const invalidations: ((record: object) => void)[] = []
+
+/** Registers another encoding cache to drop on {@link invalidateEncoding}. */
+export function onInvalidate(fn: (record: object) => void): void {
+  invalidations.push(fn)
+}
+
+/** Drops the cached encodings of `record`. */
 export function invalidateEncoding(record: object): void {
   encoded.delete(record)
+  for (const fn of invalidations) fn(record)
 }
 
 function encodeInto(out: string[], v: unknown, asFloat: boolean): void {
