@@ -80,6 +80,28 @@ describe('connection dropped', () => {
   })
 })
 
+describe('pool to pool, export dropped', () => {
+  it('the import fails with the export task error and leaves nothing behind', async ({
+    sim,
+    src,
+    dst,
+  }) => {
+    faults(sim).dropAfterBytes(2_000_000, { on: 'export' })
+    const exported = await exportVm(src, vmRef(sim, 'halted'))
+    const [imported, exportTask] = await Promise.allSettled([
+      importVm(dst, exported.body),
+      exported.task,
+    ])
+    expect(exportTask).toMatchObject({ status: 'rejected', reason: { name: 'XapiError' } })
+    expect(imported).toMatchObject({
+      status: 'rejected',
+      reason: (exportTask as PromiseRejectedResult).reason,
+    })
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+})
+
 describe('corrupted block', () => {
   it('is caught in flight: body destroyed and task rejected with the checksum error', async ({
     sim,

@@ -29,7 +29,6 @@ export class TransferRun {
   readonly task: TransferTask
   readonly #ctl = new AbortController()
   readonly #watchCtl = new AbortController()
-  readonly #userSignal: AbortSignal | undefined
   readonly #outcome: Promise<Outcome>
   readonly #watchdog: NodeJS.Timeout
   readonly #stallTimeoutMs: number
@@ -52,7 +51,6 @@ export class TransferRun {
   ) {
     this.task = task
     this.#what = options.what
-    this.#userSignal = options.signal
     this.#stallTimeoutMs = options.stallTimeoutMs
     this.meter = new TransferMeter({
       totalBytes: options.totalBytes,
@@ -183,11 +181,6 @@ export class TransferRun {
     this.fail(new XapiClientError('XAPI_CLIENT_CLOSED', `${this.#what} is over`))
     this.#watchCtl.abort()
     await this.task.destroy().catch(() => {})
-  }
-
-  /** Whether the user's signal caused `error`. */
-  isUserAbort(error: unknown): boolean {
-    return this.#userSignal?.aborted === true && error === this.#userSignal.reason
   }
 }
 
