@@ -62,6 +62,37 @@ describe('abort', () => {
     await expect.poll(() => taskCount(sim, 1)).toBe(0)
   })
 
+  it('after the stream, before the verdict: the import task is cancelled, nothing left', async ({
+    sim,
+    src,
+    dst,
+    dir,
+  }) => {
+    const file = join(dir, 'vm.xva')
+    const exported = await exportVm(src, vmRef(sim, 'halted'))
+    await Promise.all([pipeline(exported.body, createWriteStream(file)), exported.task])
+    const { size } = await stat(file)
+    // xapi still busy with the last bytes (they sit in the socket buffers) when we abort.
+    sim.faults.transfer.stallSeconds(3, { afterBytes: size - 4096, on: 'import' })
+    const ctl = new AbortController()
+    let sentAll = false
+    const pending = importVm(dst, createReadStream(file), {
+      length: size,
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.bytes === size && !sentAll) {
+          sentAll = true
+          setTimeout(() => ctl.abort(reason()), 100)
+        }
+      },
+    })
+    await expect(pending).rejects.toThrow('operator abort')
+    expect(sentAll).toBe(true)
+    expect(sim.calls.some((c) => c.method === 'task.cancel')).toBe(true)
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    expect(taskCount(sim, 1)).toBe(0)
+  })
+
   it('after the stream: a finished transfer ignores a later abort', async ({ sim, src, dst }) => {
     const ctl = new AbortController()
     const exported = await exportVm(src, vmRef(sim, 'halted'), { signal: ctl.signal })

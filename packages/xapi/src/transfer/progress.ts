@@ -72,7 +72,9 @@ export class TransferMeter {
   addBytes(n: number): void {
     this.#bytes += n
     this.#lastActivity = Date.now()
-    this.#maybeEmit()
+    // The last byte of a known total is always reported (the task may take a while after it).
+    if (this.#bytes === this.#totalBytes) this.#emit(this.#lastActivity)
+    else this.#maybeEmit()
   }
 
   /** Records the task's progress; a change counts as a sign of life. */
