@@ -3,7 +3,7 @@ import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { createSimContext, type SimContext } from './context.js'
 import { handleHttpAction } from './http/index.js'
-import { dispatch } from './rpc/dispatch.js'
+import { dispatch, type Outcome } from './rpc/dispatch.js'
 import type { HostRuntime, SimState } from './state.js'
 import { jsonRpcResponse, parseJsonRpc } from './wire/json-rpc.js'
 import { parseMethodCall, xmlRpcFailure, xmlRpcSuccess } from './wire/xml-rpc.js'
@@ -35,15 +35,37 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   })
 }
 
-function send(res: ServerResponse, status: number, type: string, body: string): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string,
+  extra: Record<string, string> = {}
+): void {
   if (res.destroyed) return
   const buf = Buffer.from(body, 'utf8')
   res.writeHead(status, {
     'content-type': type,
     'content-length': buf.length,
     'access-control-allow-origin': '*',
+    ...extra,
   })
   res.end(buf)
+}
+
+/**
+ * Since Dec 2023 xapi answers HOST_IS_SLAVE with the master's certificate thumbprint when the
+ * request asks for it (`x-xenapi-request-host-certificate-thumbprint: sha-256:master`).
+ */
+function thumbprintHeaders(
+  state: SimState,
+  req: IncomingMessage,
+  outcome: Outcome
+): Record<string, string> {
+  const asked = req.headers['x-xenapi-request-host-certificate-thumbprint']
+  if (!asked || outcome.ok || outcome.description[0] !== 'HOST_IS_SLAVE' || !state.fingerprint)
+    return {}
+  return { 'x-xenapi-response-host-certificate-thumbprint': state.fingerprint }
 }
 
 async function handleRpc(
@@ -69,7 +91,8 @@ async function handleRpc(
     }
     if (state.faults.shouldDrop(rpc.method)) return void req.socket.destroy()
     const outcome = await dispatch(state, host, rpc.method, rpc.params, 'json-rpc')
-    return send(res, 200, 'application/json', jsonRpcResponse(rpc, outcome))
+    const extra = thumbprintHeaders(state, req, outcome)
+    return send(res, 200, 'application/json', jsonRpcResponse(rpc, outcome), extra)
   }
   let call
   try {
@@ -88,12 +111,8 @@ async function handleRpc(
   }
   if (state.faults.shouldDrop(call.method)) return void req.socket.destroy()
   const outcome = await dispatch(state, host, call.method, call.params, 'xml-rpc')
-  send(
-    res,
-    200,
-    'text/xml',
-    outcome.ok ? xmlRpcSuccess(outcome.value) : xmlRpcFailure(outcome.description)
-  )
+  const answer = outcome.ok ? xmlRpcSuccess(outcome.value) : xmlRpcFailure(outcome.description)
+  send(res, 200, 'text/xml', answer, thumbprintHeaders(state, req, outcome))
 }
 
 /** The request listener of one host: RPC paths, CORS preflight, else the HTTP actions. */
@@ -102,6 +121,9 @@ export function createRequestListener(state: SimState, host: HostRuntime, ctx: S
     const url = req.url ?? '/'
     const q = url.indexOf('?')
     const path = q < 0 ? url : url.slice(0, q)
+    // A host that was shut down (host.shutdown) does not answer.
+    const metrics = host.pool.db.get(host.pool.db.get(host.ref)?.metrics as string)
+    if (metrics?.live === false) return void req.socket.destroy()
     const run = async () => {
       if (req.method === 'OPTIONS' && (XML_PATHS.has(path) || JSON_PATHS.has(path))) {
         res.writeHead(200, {

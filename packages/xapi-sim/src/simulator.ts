@@ -106,6 +106,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     scheme: tls ? 'https' : 'http',
   })
   state.faults = new SimFaults(state)
+  state.fingerprint = tls?.fingerprint
 
   const closers: (() => Promise<void>)[] = []
   const close = async () => {

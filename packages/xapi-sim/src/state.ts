@@ -66,6 +66,8 @@ export class SimState {
   readonly user: string
   readonly password: string
   readonly scheme: 'http' | 'https'
+  /** SHA-256 fingerprint of the TLS certificate (all hosts share it). */
+  fingerprint?: string
   /** Set right after construction (the faults need the state). */
   faults!: SimFaults
   /** Aborted on close: ends long polls and background work. */

@@ -367,3 +367,22 @@ async function xmlOutcome(method: string, ...params: unknown[]): Promise<string>
   const r = await xmlCall(url, method, [s, ...params])
   return r.Status === 'Success' ? 'ok' : r.ErrorDescription!.join(' ')
 }
+
+describe('host power', () => {
+  it('host.shutdown needs a disabled host, shuts down or evacuates its VMs (auto_poweroff opt-out), then stops answering', async () => {
+    const [h1, h2] = sim.pools[0]!.hosts
+    expect(await failure(url, 'host.shutdown', s, h2!.ref)).toEqual(['HOST_NOT_DISABLED'])
+    const db01 = await vm('db-01') // on h2
+    await ok(url, 'VM.add_to_other_config', s, db01, 'auto_poweroff', 'false')
+    await ok(url, 'host.disable', s, h2!.ref)
+    const t = await runAsync(url, s, 'host.shutdown', h2!.ref)
+    expect(t.status).toBe('success')
+    // opted out: evacuated, not shut down
+    expect(await ok(url, 'VM.get_power_state', s, db01)).toBe('Running')
+    expect(await ok(url, 'VM.get_resident_on', s, db01)).toBe(h1!.ref)
+    expect(
+      await ok(url, 'host_metrics.get_live', s, await ok(url, 'host.get_metrics', s, h2!.ref))
+    ).toBe(false)
+    await expect(ok(h2!.url, 'pool.get_all', s)).rejects.toThrow()
+  })
+})

@@ -17,7 +17,8 @@ export function post(
   url: string,
   path: string,
   body: string,
-  type = 'text/xml'
+  type = 'text/xml',
+  headers: Record<string, string> = {}
 ): Promise<RawResponse> {
   const u = new URL(path, url)
   const mod = u.protocol === 'https:' ? https : http
@@ -27,7 +28,7 @@ export function post(
       {
         method: 'POST',
         agent: u.protocol === 'https:' ? tlsAgent : agent,
-        headers: { 'content-type': type, 'content-length': Buffer.byteLength(body) },
+        headers: { ...headers, 'content-type': type, 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
         const chunks: Buffer[] = []

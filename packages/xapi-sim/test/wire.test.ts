@@ -278,6 +278,17 @@ describe('TLS', () => {
     expect(new X509Certificate(tsim.certificate!).fingerprint256).toBe(tsim.fingerprint)
     const s = await login(tsim.pools[0]!.masterUrl, tsim.user, tsim.password)
     expect(await ok(tsim.pools[0]!.masterUrl, 'pool.get_all', s)).toHaveLength(1)
+    // HOST_IS_SLAVE carries the master's thumbprint when asked (xapi since Dec 2023)
+    const slave = tsim.pools[0]!.hosts[1]!.url
+    const body = methodCall('pool.get_all', [s])
+    const r = await post(slave, '/', body, 'text/xml', {
+      'x-xenapi-request-host-certificate-thumbprint': 'sha-256:master',
+    })
+    expect(decodeResponse(r.body).ErrorDescription?.[0]).toBe('HOST_IS_SLAVE')
+    expect(r.headers['x-xenapi-response-host-certificate-thumbprint']).toBe(tsim.fingerprint)
+    expect(
+      (await post(slave, '/', body)).headers['x-xenapi-response-host-certificate-thumbprint']
+    ).toBeUndefined()
   })
 })
 
