@@ -1,4 +1,4 @@
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Argv } from 'yargs'
 import type { ScriptCommand } from '../lib/run-command.js'
 import {
@@ -155,7 +155,7 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
           vm: i.uuid,
           name: i.name,
           action: i.action,
-          file: i.file,
+          file: join(out, i.file),
           status: 'skipped' as const,
           error: 'dry run',
         }))

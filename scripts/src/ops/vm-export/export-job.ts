@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import type { Ref, XapiClient } from '@xapi-ops/xapi'
 import { describeError } from '../../lib/errors.js'
 import type { ItemResult } from '../../lib/results.js'
@@ -48,7 +49,7 @@ export async function runExportJob(
   signal: AbortSignal
 ): Promise<ItemResult> {
   const id = { vm: item.uuid, name: item.name }
-  const base = { ...id, action: item.action, file: item.file }
+  const base = { ...id, action: item.action, file: join(ctx.dir, item.file) }
   if (item.action === 'skip') {
     return { ...base, status: 'skipped', error: `${item.powerState} (--running skip)` }
   }

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events'
+import { join } from 'node:path'
 import PQueue from 'p-queue'
 import type { ItemResult } from '../../lib/results.js'
 import { runExportJob, type ExportJobContext } from './export-job.js'
@@ -53,7 +54,7 @@ export async function exportVms(
           vm: item.uuid,
           name: item.name,
           action: item.action,
-          file: item.file,
+          file: join(ctx.dir, item.file),
           status: 'skipped',
           error: 'interrupted before it started',
         }

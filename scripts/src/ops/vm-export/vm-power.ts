@@ -1,27 +1,21 @@
 import { isNullRef, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
-
-/** Marks snapshots taken by vm-export (`other_config`), so that a leftover is recognisable. */
-export const SNAPSHOT_MARK = 'xapi-ops-export-snapshot'
-
-/** Cleanup runs after an interrupt too: it gets its own time budget, not the run's signal. */
-const CLEANUP_TIMEOUT_MS = 120_000
+import { CLEANUP_TIMEOUT_MS, destroyVmWithDisks } from '../transfer/destroy-vm.js'
 
 /** A snapshot taken for an export. */
 export type ExportSnapshot = { readonly ref: Ref<'VM'>; readonly uuid: string }
 
-/** `VM.snapshot`, marked as ours. */
+/**
+ * `VM.snapshot`, named exactly like the VM: the name travels in the archive, and a VM restored
+ * from it must get the original name. (Nor is it marked in `other_config`, for the same reason.)
+ */
 export async function takeSnapshot(
   client: XapiClient,
   vm: Ref<'VM'>,
   name: string,
   signal: AbortSignal
 ): Promise<ExportSnapshot> {
-  const label = `${name} (vm-export ${new Date().toISOString()})`
-  const ref = await client.callAsync<Ref<'VM'>>('VM.snapshot', [vm, label], { signal })
+  const ref = await client.callAsync<Ref<'VM'>>('VM.snapshot', [vm, name], { signal })
   try {
-    await client
-      .callWith('VM.add_to_other_config', [ref, SNAPSHOT_MARK, 'true'], { signal })
-      .catch(() => {})
     const uuid = await client.callWith<string>('VM.get_uuid', [ref], { signal })
     return { ref, uuid }
   } catch (error) {
@@ -30,37 +24,9 @@ export async function takeSnapshot(
   }
 }
 
-/**
- * Destroys a snapshot and its disks (`VM.destroy` keeps VDIs). Runs under its own timeout, so
- * that it also works after the run was interrupted.
- */
-export async function destroySnapshot(client: XapiClient, snapshot: Ref<'VM'>): Promise<void> {
-  const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS)
-  const opts = { signal }
-  let vdis: Ref<'VDI'>[] = []
-  try {
-    const vbds = await client.callWith<Ref<'VBD'>[]>('VM.get_VBDs', [snapshot], opts)
-    for (const vbd of vbds) {
-      const record = await client.getRecord('VBD', vbd, opts)
-      if (record.type !== 'CD' && !isNullRef(record.VDI)) vdis.push(record.VDI)
-    }
-  } catch (error) {
-    if (isXapiError(error, 'HANDLE_INVALID')) return
-    throw error
-  }
-  await client.callWith('VM.destroy', [snapshot], opts)
-  vdis = [...new Set(vdis)]
-  const failures: string[] = []
-  for (const vdi of vdis) {
-    try {
-      await client.callWith('VDI.destroy', [vdi], opts)
-    } catch (error) {
-      if (!isXapiError(error, 'HANDLE_INVALID')) failures.push((error as Error).message)
-    }
-  }
-  if (failures.length > 0) {
-    throw new Error(`snapshot disks not destroyed: ${failures.join('; ')}`)
-  }
+/** Destroys a snapshot taken for an export and its disks, also after an interrupt. */
+export function destroySnapshot(client: XapiClient, snapshot: Ref<'VM'>): Promise<void> {
+  return destroyVmWithDisks(client, snapshot)
 }
 
 /** How a VM was stopped for an offline export. */

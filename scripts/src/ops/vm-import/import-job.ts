@@ -1,0 +1,189 @@
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { importVm, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import { describeError } from '../../lib/errors.js'
+import type { ItemResult } from '../../lib/results.js'
+import { destroyVmWithDisks } from '../transfer/destroy-vm.js'
+import type { ProgressDisplay } from '../transfer/progress-display.js'
+import { verifyFile } from '../transfer/verify-file.js'
+import type { VmImportEvent } from './events.js'
+import { fileLabel } from './files.js'
+import type { TargetSr } from './sr.js'
+
+/** What every import job of a run shares. */
+export type ImportJobContext = {
+  readonly client: XapiClient
+  readonly sr: TargetSr
+  readonly restore: boolean
+  readonly force: boolean
+  readonly start: boolean
+  /** Verify the archive locally before sending it. */
+  readonly verify: boolean
+  readonly display: ProgressDisplay
+  readonly emit: (event: VmImportEvent) => void
+  readonly warn: (message: string) => void
+}
+
+type TransferClient = Parameters<typeof importVm>[0]
+
+/**
+ * Imports one file: local verification, `PUT /import` with its Content-Length, then `--start`.
+ * When the import fails, VMs it created (found by `other_config:import_task`) are destroyed with
+ * their disks. Never throws: the outcome is the returned result.
+ */
+export async function runImportJob(
+  file: string,
+  ctx: ImportJobContext,
+  signal: AbortSignal
+): Promise<ItemResult> {
+  const label = fileLabel(file)
+  const tasks: string[] = []
+  let newVms: Ref<'VM'>[] = []
+  try {
+    signal.throwIfAborted()
+    const size = await fileSize(file)
+    let name: string | undefined
+    if (ctx.verify) {
+      const { summary } = await verifyFile(file, { signal })
+      const names = summary.vms.map((vm) => String(vm.snapshot.name_label ?? vm.id))
+      name = names[0]
+      ctx.emit({
+        kind: 'verified',
+        file,
+        bytes: summary.bytes,
+        compression: summary.compression,
+        vms: names,
+        disks: summary.disks.length,
+      })
+    }
+    ctx.emit({ kind: 'import-start', file, bytes: size })
+    const started = Date.now()
+    const handle = ctx.display.start(file, label)
+    try {
+      newVms = await importVm(tracking(ctx.client, tasks), createReadStream(file), {
+        sr: ctx.sr.ref,
+        restore: ctx.restore,
+        force: ctx.force,
+        length: size,
+        signal,
+        onProgress: (p) => handle.update(p.bytes, p.fraction),
+      })
+    } finally {
+      handle.finish()
+    }
+    const first = newVms[0]
+    if (first === undefined) throw new Error('the import created no VM')
+    const record = await ctx.client.getRecord('VM', first, { signal })
+    name = record.name_label || name || ''
+    const newVm = record.uuid
+    const extra =
+      newVms.length > 1
+        ? {
+            newVms: await Promise.all(
+              newVms.map((ref) => ctx.client.callWith<string>('VM.get_uuid', [ref], { signal }))
+            ),
+          }
+        : {}
+    const durationMs = Date.now() - started
+    ctx.emit({ kind: 'import-done', file, newVm, name, durationMs })
+    const result = { file, vm: newVm, name, newVm, bytes: size, durationMs, ...extra }
+    if (!ctx.start) return { ...result, status: 'ok', action: 'import' }
+    try {
+      await ctx.client.callAsync('VM.start', [first, false, false], { signal })
+      ctx.emit({ kind: 'vm-started', file, newVm })
+      return { ...result, status: 'ok', action: 'import_start' }
+    } catch (error) {
+      const why = signal.aborted ? 'interrupted' : describeError(error)
+      return {
+        ...result,
+        status: 'failed',
+        action: 'import',
+        error: `imported, but VM.start failed: ${why}`,
+      }
+    }
+  } catch (error) {
+    const message = signal.aborted
+      ? `interrupted (${describeError(signal.reason)})`
+      : describeError(error)
+    ctx.emit({ kind: 'import-failed', file, error: message })
+    const leftovers = await destroyLeftovers(ctx, file, tasks, newVms)
+    return {
+      file,
+      status: 'failed',
+      action: 'none',
+      error: leftovers ? `${message}; ${leftovers}` : message,
+    }
+  }
+}
+
+async function fileSize(file: string): Promise<number> {
+  let s
+  try {
+    s = await stat(file)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw new Error(
+      code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(error as Error).message}`,
+      {
+        cause: error,
+      }
+    )
+  }
+  if (!s.isFile()) throw new Error(`${file} is not a regular file`)
+  return s.size
+}
+
+/** The client, with the refs of the tasks the import creates noted in `tasks`. */
+function tracking(client: XapiClient, tasks: string[]): TransferClient {
+  return {
+    sessionRef: (signal?: AbortSignal) => client.sessionRef(signal),
+    hostUrl: () => client.hostUrl(),
+    agentFor: (url: URL) => client.agentFor(url),
+    createTask: async (label: string, description?: string) => {
+      const task = await client.createTask(label, description)
+      tasks.push(task.ref)
+      return task
+    },
+  }
+}
+
+/**
+ * Destroys what a failed import left: the VMs it returned, and the VMs whose
+ * `other_config:import_task` is its task (xapi cleans up itself, unless `force` or a crash).
+ * Returns a message when something could not be destroyed.
+ */
+async function destroyLeftovers(
+  ctx: ImportJobContext,
+  file: string,
+  tasks: readonly string[],
+  returned: readonly Ref<'VM'>[]
+): Promise<string | undefined> {
+  const refs = new Set<Ref<'VM'>>(returned)
+  if (tasks.length > 0) {
+    try {
+      const vms = await ctx.client.getAllRecords('VM', { signal: AbortSignal.timeout(60_000) })
+      for (const [ref, vm] of vms) {
+        if (tasks.includes(vm.other_config.import_task ?? '')) refs.add(ref)
+      }
+    } catch (error) {
+      return `could not look for VMs left by the import: ${describeError(error)}`
+    }
+  }
+  const failures: string[] = []
+  for (const ref of refs) {
+    try {
+      const uuid = await ctx.client
+        .callWith<string>('VM.get_uuid', [ref], { signal: AbortSignal.timeout(60_000) })
+        .catch(() => ref)
+      await destroyVmWithDisks(ctx.client, ref)
+      ctx.emit({ kind: 'leftover-destroyed', file, vm: uuid })
+    } catch (error) {
+      failures.push(`VM ${ref} left behind: ${describeError(error)}`)
+    }
+  }
+  if (failures.length > 0) {
+    for (const f of failures) ctx.warn(`${file}: ${f}`)
+    return failures.join('; ')
+  }
+  return undefined
+}

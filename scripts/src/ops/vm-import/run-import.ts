@@ -1,0 +1,30 @@
+import { setMaxListeners } from 'node:events'
+import PQueue from 'p-queue'
+import type { ItemResult } from '../../lib/results.js'
+import { runImportJob, type ImportJobContext } from './import-job.js'
+
+/**
+ * Imports the files, at most `concurrency` at once. After an interrupt, imports in flight are
+ * cancelled (their VMs destroyed) and reported `failed`, queued ones `skipped`. Results come in
+ * the order of `files`.
+ */
+export async function importFiles(
+  files: readonly string[],
+  ctx: ImportJobContext,
+  options: { readonly concurrency: number; readonly signal: AbortSignal }
+): Promise<ItemResult[]> {
+  const { signal } = options
+  setMaxListeners(0, signal)
+  const queue = new PQueue({ concurrency: options.concurrency })
+  return Promise.all(
+    files.map(async (file): Promise<ItemResult> => {
+      try {
+        return await queue.add(() => runImportJob(file, ctx, signal), { signal })
+      } catch {
+        return { file, status: 'skipped', action: 'none', error: 'interrupted before it started' }
+      } finally {
+        ctx.display.itemDone()
+      }
+    })
+  )
+}
