@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createXvaVerifier } from '@xapi-ops/xapi'
@@ -11,6 +12,21 @@ import type { ImportMode } from './import-objects.js'
 import { describeError, send400, send403, send500, writeRawHead } from './request.js'
 import type { HttpArgs } from './request.js'
 import { progressUpdater, startTransfer } from './transfer-task.js'
+
+function closeSoon(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      socket.off('end', done)
+      socket.end()
+      resolve()
+    }
+    const timer = setTimeout(done, 100)
+    if (socket.readableEnded) done()
+    else socket.once('end', done)
+    socket.resume()
+  })
+}
 
 /** The simulator's xapi version, for IMPORT_INCOMPATIBLE_VERSION. */
 const IMPORTER_VERSION = { major: 25, minor: 39 }
@@ -126,7 +142,9 @@ export async function handleImport(
     await verifier.result
     task.checkCancelled()
     ctx.tasks.complete(taskRef, dryRun ? [] : importer.finish())
-    socket.end()
+    // xapi closes once its handler returns, which follows the last byte by the time the disks take
+    // to sync; give the client that moment to see its last write drain (or to half-close) first
+    await closeSoon(socket)
   } catch (e) {
     let err = e
     if (task.cancelRequested()) err = new ctx.XapiFailure('TASK_CANCELLED', [taskRef])
