@@ -135,6 +135,43 @@ describe('HTTP status and content type', () => {
   })
 })
 
+describe('JSON-RPC forms and connections', () => {
+  it('reads JSON-RPC v1 answers (error as an array, null error on success)', async () => {
+    const server = await serve((_req, res, body) => {
+      const call = JSON.parse(body.toString()) as { method: string; id: number }
+      res.setHeader('content-type', 'application/json; charset=utf-8')
+      if (call.method === 'session.login_with_password') {
+        res.end(JSON.stringify({ result: SESSION, error: null, id: call.id }))
+      } else {
+        res.end(
+          JSON.stringify({
+            result: null,
+            error: ['VM_IS_TEMPLATE', 'OpaqueRef:t', 'start'],
+            id: call.id,
+          })
+        )
+      }
+    })
+    const client = await connect({ url: server.url, ...auth, transport: 'json-rpc' })
+    await expect(client.call('VM.start', 'OpaqueRef:t', false, false)).rejects.toMatchObject({
+      code: 'VM_IS_TEMPLATE',
+      params: ['OpaqueRef:t', 'start'],
+      method: 'VM.start',
+    })
+  })
+
+  it('reuses one keep-alive connection for sequential calls', async () => {
+    for (const transport of ['json-rpc', 'xml-rpc'] as const) {
+      const server = await serve(xapiHandler(basic))
+      const client = await connect({ url: server.url, ...auth, transport })
+      for (let i = 0; i < 20; i++) await client.call('VM.get_all')
+      expect(server.requests).toHaveLength(21)
+      expect(server.connections).toBe(1)
+      await client.close()
+    }
+  })
+})
+
 describe('failures on the way', () => {
   it('times a hung call out with XAPI_CLIENT_TIMEOUT', async () => {
     const server = await serve(() => {
