@@ -142,6 +142,49 @@ describe('seeded model', () => {
   })
 })
 
+describe('more generated messages', () => {
+  it('get_all_records_where with xapi expressions', async () => {
+    const running = await ok(
+      url,
+      'VM.get_all_records_where',
+      s,
+      'field "power_state" = "Running" and field "is_control_domain" = "false"'
+    )
+    const names = Object.values(running)
+      .map((r: any) => r.name_label)
+      .sort()
+    expect(names).toEqual(['db-01', 'web-01'])
+    const notTpl = await ok(
+      url,
+      'VM.get_all_records_where',
+      s,
+      'not (field "is_a_template" = "true") or false'
+    )
+    expect(Object.values(notTpl).some((r: any) => r.is_a_template)).toBe(false)
+    expect(Object.keys(await ok(url, 'host.get_all_records_where', s, 'true'))).toHaveLength(2)
+    expect((await failure(url, 'VM.get_all_records_where', s, 'field power_state ='))[0]).toBe(
+      'INTERNAL_ERROR'
+    )
+  })
+
+  it('message.create / get_since / destroy', async () => {
+    const since = new Date(Date.now() - 1000)
+    const [pool] = await ok(url, 'pool.get_all', s)
+    const uuid = await ok(url, 'pool.get_uuid', s, pool)
+    const m = await ok(url, 'message.create', s, 'TEST', 3, 'Pool', uuid, 'hello')
+    const got = await ok(url, 'message.get_since', s, since)
+    expect(got[m]).toMatchObject({
+      name: 'TEST',
+      priority: '3',
+      cls: 'Pool',
+      obj_uuid: uuid,
+      body: 'hello',
+    })
+    await ok(url, 'message.destroy', s, m)
+    expect(await ok(url, 'message.get_all', s)).not.toContain(m)
+  })
+})
+
 describe('tasks', () => {
   it('Async.* returns a task that ends success with an XML-RPC value fragment as result', async () => {
     const vm = await vmByName('build-01')

@@ -586,6 +586,19 @@ export function newTask(p: Partial): SimRecord {
   }
 }
 
+export function newMessage(p: Partial): SimRecord {
+  return {
+    uuid: randomUUID(),
+    name: '',
+    priority: 5,
+    cls: 'Pool',
+    obj_uuid: '',
+    timestamp: new Date(),
+    body: '',
+    ...p,
+  }
+}
+
 /** Factories by class name. */
 export const RECORD_FACTORIES: Record<string, (p: Partial) => SimRecord> = {
   pool: newPool,
@@ -603,6 +616,7 @@ export const RECORD_FACTORIES: Record<string, (p: Partial) => SimRecord> = {
   PIF: newPif,
   VIF: newVif,
   task: newTask,
+  message: newMessage,
 }
 
 /** A deterministic-looking MAC address. */

@@ -2,6 +2,7 @@ import { XapiFailure } from '../errors.js'
 import type { SimRecord } from '../model/db.js'
 import { RECORD_FACTORIES } from '../model/records.js'
 import { refreshVm } from '../model/vm-state.js'
+import { matchWhere, parseWhere } from './where.js'
 import {
   METHODS,
   toBool,
@@ -140,6 +141,16 @@ function generic(name: string): MethodSpec | undefined {
       return { arity: [0], run: (ctx) => [...ctx.db.all(cls).keys()] }
     case 'get_all_records':
       return { arity: [0], run: (ctx) => records(ctx, cls) }
+    case 'get_all_records_where':
+      return {
+        arity: [1],
+        run(ctx, [expr]) {
+          const e = parseWhere(toStr(expr, 'expr'))
+          const out: Record<string, SimRecord> = {}
+          for (const [ref, r] of ctx.db.all(cls)) if (matchWhere(e, r)) out[ref] = r
+          return out
+        },
+      }
     case 'get_record':
       return { arity: [1], run: (ctx, [ref]) => ctx.db.require(cls, ref) }
     case 'get_by_uuid':
@@ -222,7 +233,13 @@ function generic(name: string): MethodSpec | undefined {
 export function genericMethodNames(): string[] {
   const out: string[] = []
   for (const [cls, { fields, writable }] of CLASSES) {
-    out.push(`${cls}.get_all`, `${cls}.get_all_records`, `${cls}.get_record`, `${cls}.get_by_uuid`)
+    out.push(
+      `${cls}.get_all`,
+      `${cls}.get_all_records`,
+      `${cls}.get_all_records_where`,
+      `${cls}.get_record`,
+      `${cls}.get_by_uuid`
+    )
     if (fields.has('name_label')) out.push(`${cls}.get_by_name_label`)
     for (const [f, kind] of fields) {
       out.push(`${cls}.get_${f}`)
