@@ -12,7 +12,14 @@ export type TlsPolicy = {
   readonly allowUnauthorized: boolean
 }
 
-const KEEP_ALIVE = { keepAlive: true, keepAliveMsecs: 1_000, scheduling: 'lifo' } as const
+// Idle sockets are dropped after 4 s, before the 5 s keep-alive timeout common on servers, so a
+// socket is rarely reused just as the server closes it. Busy sockets are not affected.
+const KEEP_ALIVE = {
+  keepAlive: true,
+  keepAliveMsecs: 1_000,
+  scheduling: 'lifo',
+  timeout: 4_000,
+} as const
 
 /**
  * Keep-alive agents applying one TLS policy. A pin is checked on every new TLS connection,
