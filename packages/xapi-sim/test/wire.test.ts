@@ -104,29 +104,41 @@ describe('XML-RPC envelope', () => {
 })
 
 describe('XAPI errors', () => {
-  it('MESSAGE_METHOD_UNKNOWN [method]', async () => {
+  it('MESSAGE_METHOD_UNKNOWN [method] (named without Async., as xapi does)', async () => {
     expect(await failure(url, 'VM.frobnicate', session)).toEqual([
       'MESSAGE_METHOD_UNKNOWN',
       'VM.frobnicate',
     ])
-    expect(await failure(url, 'Async.VM.get_record', session, 'x')).toEqual([
+    expect(await failure(url, 'Async.VM.frobnicate', session, 'x')).toEqual([
       'MESSAGE_METHOD_UNKNOWN',
-      'Async.VM.get_record',
+      'VM.frobnicate',
     ])
   })
 
-  it('MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected, received], session counted', async () => {
+  it('MESSAGE_PARAMETER_COUNT_MISMATCH [method, mandatory, received], session not counted', async () => {
     expect(await failure(url, 'VM.get_record', session)).toEqual([
       'MESSAGE_PARAMETER_COUNT_MISMATCH',
       'VM.get_record',
+      '1',
+      '0',
+    ])
+    expect(await failure(url, 'Async.VM.start', session, 'OpaqueRef:x')).toEqual([
+      'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      'VM.start',
+      '3',
+      '1',
+    ])
+    expect(await failure(url, 'session.login_with_password', 'root')).toEqual([
+      'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      'session.login_with_password',
       '2',
       '1',
     ])
-    expect(await failure(url, 'VM.start', session, 'OpaqueRef:x')).toEqual([
+    expect(await failure(url, 'pool.get_all', session, 'extra')).toEqual([
       'MESSAGE_PARAMETER_COUNT_MISMATCH',
-      'VM.start',
-      '4',
-      '2',
+      'pool.get_all',
+      '0',
+      '1',
     ])
   })
 

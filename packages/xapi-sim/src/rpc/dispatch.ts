@@ -77,14 +77,19 @@ async function call(
   const isAsync = method.startsWith('Async.')
   const base = isAsync ? method.slice(6) : method
   const spec = resolveMethod(base)
-  if (!spec || (isAsync && !spec.async)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', [method])
+  // xapi reports the name without its Async. prefix (server_helpers.ml, gen_server.ml)
+  if (!spec || (isAsync && !spec.async)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', [base])
   const withSession = spec.session !== false
-  const received = params.length
   const offset = withSession ? 1 : 0
-  if (!spec.arity.some((n) => n + offset === received)) {
+  // xapi counts neither the session nor the parameters that have defaults: a message with
+  // defaults accepts any count from its mandatory ones up (gen_server.ml `::default_args`).
+  const mandatory = Math.min(...spec.arity)
+  const received = params.length - offset
+  const hasDefaults = spec.arity.length > 1
+  if (hasDefaults ? received < mandatory : received !== mandatory) {
     throw new XapiFailure('MESSAGE_PARAMETER_COUNT_MISMATCH', [
-      method,
-      String(spec.arity[0]! + offset),
+      base,
+      String(mandatory),
       String(received),
     ])
   }

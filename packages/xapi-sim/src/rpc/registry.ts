@@ -20,8 +20,9 @@ export type CallCtx = {
 
 export type MethodSpec = {
   /**
-   * Accepted parameter counts, session excluded; the first is the full arity reported in
-   * MESSAGE_PARAMETER_COUNT_MISMATCH, the others are older (shorter) arities xapi still accepts.
+   * Parameter counts, session excluded: one count, or the full count then the shorter ones that
+   * parameters with defaults allow (the smallest is the mandatory count that xapi reports in
+   * MESSAGE_PARAMETER_COUNT_MISMATCH; with defaults, any count from it up is accepted).
    */
   arity: number[]
   /** Takes a session ref as first parameter. @default true */
