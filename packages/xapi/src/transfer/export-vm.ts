@@ -41,6 +41,11 @@ export async function exportVm(
   vm: Ref<'VM'>,
   options: ExportVmOptions = {}
 ): Promise<ExportVmResult> {
+  if (typeof vm !== 'string' || !vm.startsWith('OpaqueRef:')) {
+    throw new TypeError(
+      `Expected \`vm\` to be a VM ref (OpaqueRef:…), got ${typeof vm === 'string' ? `\`${vm}\`` : typeof vm}`
+    )
+  }
   const o = resolveExportOptions(options)
   o.signal?.throwIfAborted()
   const task = await client.createTask('Export of VM', vm)
