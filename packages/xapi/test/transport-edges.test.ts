@@ -106,6 +106,18 @@ describe('HTTP status and content type', () => {
     }
   })
 
+  it('auto falls back to XML-RPC when /jsonrpc hangs up without answering', async () => {
+    const xapi = xapiHandler(basic)
+    const server = await serve((req, res, body, entry) => {
+      if (req.url === '/jsonrpc') req.socket.destroy()
+      else xapi(req, res, body, entry)
+    })
+    const client = await connect({ url: server.url, ...auth })
+    expect(client.transport).toBe('xml-rpc')
+    expect(await client.call('VM.get_all')).toEqual(['OpaqueRef:vm1'])
+    await client.close()
+  })
+
   it('auto keeps JSON-RPC when the server speaks it, and sends version and originator', async () => {
     const server = await serve(xapiHandler(basic))
     const client = await connect({ url: server.url, ...auth })
