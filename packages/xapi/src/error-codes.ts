@@ -73,6 +73,8 @@ export const XAPI_ERROR_PARAMS = {
   MEMORY_CONSTRAINT_VIOLATION: ['constraint'],
   HOST_HAS_NO_MANAGEMENT_IP: [],
   SESSION_NOT_REGISTERED: ['handle'],
+  ONLY_PROVISION_TEMPLATE: [],
+  ONLY_REVERT_SNAPSHOT: [],
 } as const satisfies Record<string, readonly string[]>
 
 /** A code in {@link XAPI_ERROR_PARAMS}. */

@@ -32,59 +32,72 @@ const ALLOWED_STATES: Record<string, PowerState[]> = {
   snapshot: ANY, revert: ANY, metadata_export: ANY, power_state_reset: ANY,
 }
 
-/** The operations listed (when they pass) in `VM.allowed_operations`. */
-export const VM_OPERATIONS = Object.keys(ALLOWED_STATES)
+/**
+ * The operations xapi considers for `VM.allowed_operations` (update_allowed_operations), listed
+ * in the order xapi produces them (it folds the list into an accumulator, reversing it).
+ */
+// prettier-ignore
+export const VM_OPERATIONS = [
+  'snapshot', 'copy', 'clone', 'revert', 'checkpoint', 'snapshot_with_quiesce', 'start',
+  'start_on', 'pause', 'unpause', 'clean_shutdown', 'clean_reboot', 'hard_shutdown',
+  'hard_reboot', 'suspend', 'resume', 'resume_on', 'export', 'destroy', 'provision',
+  'changing_VCPUs_live', 'pool_migrate', 'migrate_send', 'make_into_template',
+  'changing_static_range', 'changing_shadow_memory', 'changing_dynamic_range',
+].reverse()
 
+// prettier-ignore
 const TEMPLATE_OPS = new Set([
-  'clone',
-  'copy',
+  'changing_dynamic_range', 'changing_static_range', 'changing_memory_limits',
+  'changing_shadow_memory', 'changing_VCPUs', 'clone', 'copy', 'export', 'metadata_export',
   'provision',
-  'export',
-  'destroy',
-  'metadata_export',
-  'create_template',
-  'changing_static_range',
-  'changing_memory_limits',
-  'changing_VCPUs',
-  'changing_dynamic_range',
 ])
+// prettier-ignore
 const SNAPSHOT_OPS = new Set([
-  'revert',
-  'clone',
-  'copy',
-  'create_template',
-  'export',
-  'destroy',
-  'metadata_export',
+  'revert', 'clone', 'copy', 'export', 'destroy', 'hard_shutdown', 'metadata_export',
 ])
+// prettier-ignore
 const CONTROL_DOMAIN_OPS = new Set([
-  'metadata_export',
-  'changing_dynamic_range',
-  'changing_VCPUs_live',
+  'data_source_op', 'changing_memory_live', 'awaiting_memory_live', 'metadata_export',
+  'changing_dynamic_range', 'changing_memory_limits', 'changing_static_range', 'start',
+  'start_on', 'changing_VCPUs', 'destroy',
 ])
-const NEEDS_PV = new Set([
-  'clean_shutdown',
-  'clean_reboot',
-  'suspend',
-  'checkpoint',
-  'snapshot_with_quiesce',
-])
+const NEEDS_PV = new Set(['clean_shutdown', 'clean_reboot', 'suspend', 'checkpoint'])
 
-function concurrencyOk(op: string, running: string): boolean {
-  if (op === 'hard_shutdown') return running !== 'hard_shutdown'
-  const copyish = ['clone', 'copy', 'export']
-  if (copyish.includes(op) && copyish.includes(running)) return true
-  const snapish = ['snapshot', 'checkpoint']
-  if (snapish.includes(op) && snapish.includes(running)) return true
-  if (
-    ['clean_shutdown', 'clean_reboot', 'metadata_export'].includes(op) &&
-    running === 'migrate_send'
-  )
-    return true
-  return false
+const LONG_COPIES = ['clone', 'copy', 'export']
+const SNAPSHOTS = ['snapshot', 'checkpoint']
+// (current operations, new operation) pairs xapi allows together
+// prettier-ignore
+const STATE_MACHINE: [string, string][] = [
+  ['snapshot_with_quiesce', 'snapshot'], ['migrate_send', 'metadata_export'],
+  ['migrate_send', 'clean_shutdown'], ['migrate_send', 'clean_reboot'],
+  ['migrate_send', 'start'], ['migrate_send', 'start_on'],
+]
+
+/** xapi's is_allowed_concurrently. */
+function allowedConcurrently(op: string, current: string[]): boolean {
+  const aux = (set: string[]) => set.includes(op) && current.every((o) => set.includes(o))
+  if (aux(LONG_COPIES) || aux(SNAPSHOTS)) return true
+  if (op === 'hard_shutdown') return !current.includes('hard_shutdown')
+  if (op === 'hard_reboot')
+    return !current.some((o) => o === 'hard_shutdown' || o === 'hard_reboot')
+  return current.length === 1 && STATE_MACHINE.some(([c, o]) => c === current[0] && o === op)
 }
 
-/** The ErrorDescription of the first reason `op` is not allowed on `vm` now, or undefined. */
+function allowedStates(vm: SimRecord, op: string): PowerState[] {
+  if (op === 'clone' || op === 'copy') return vm.is_a_snapshot ? [H, S] : [H]
+  if (
+    vm.is_control_domain &&
+    ['changing_VCPUs', 'changing_static_range', 'changing_memory_limits'].includes(op)
+  )
+    return [H, R]
+  return ALLOWED_STATES[op] ?? ANY
+}
+
+/**
+ * The ErrorDescription of the first reason `op` is not allowed on `vm` now, or undefined
+ * (xapi's check order: blocked, power state, concurrency, template, snapshot, provision/revert,
+ * control domain, guest drivers).
+ */
 export function vmOperationCheck(
   db: PoolDb,
   ref: string,
@@ -93,21 +106,38 @@ export function vmOperationCheck(
 ): string[] | undefined {
   const blocked = (vm.blocked_operations as Record<string, string>)[op]
   if (blocked !== undefined) return ['OPERATION_BLOCKED', ref, blocked]
-  const states = ALLOWED_STATES[op] ?? ANY
+  const states = allowedStates(vm, op)
   const ps = vm.power_state as PowerState
   if (!states.includes(ps)) {
     const expected = states.map((s) => s.toLowerCase()).join(', ')
     return ['VM_BAD_POWER_STATE', ref, expected, ps.toLowerCase()]
   }
-  for (const [task, running] of Object.entries(vm.current_operations as Record<string, string>)) {
-    if (!concurrencyOk(op, running))
-      return ['OTHER_OPERATION_IN_PROGRESS', 'VM', ref, running, task]
+  const ops = Object.entries(vm.current_operations as Record<string, string>)
+  if (
+    ops.length > 0 &&
+    !allowedConcurrently(
+      op,
+      ops.map(([, o]) => o)
+    )
+  ) {
+    // xapi ≥ 23: [class, ref, operation(s), task(s)]; several ops as {a,b}
+    const names = ops.length === 1 ? ops[0]![1] : `{${ops.map(([, o]) => o).join(',')}}`
+    return ['OTHER_OPERATION_IN_PROGRESS', 'VM', ref, names, ops.map(([t]) => t).join(',')]
   }
-  if (vm.is_control_domain && !CONTROL_DOMAIN_OPS.has(op)) {
-    return ['OPERATION_NOT_ALLOWED', `This operation is not allowed on a control domain: ${op}`]
+  if (vm.is_a_template && !vm.is_a_snapshot) {
+    const isDefault = vm.is_default_template || vm.other_config?.default_template === 'true'
+    const ok = TEMPLATE_OPS.has(op) || ((op === 'destroy' || op === 'migrate_send') && !isDefault)
+    if (!ok) return ['VM_IS_TEMPLATE', ref, op]
   }
-  if (vm.is_a_template && !TEMPLATE_OPS.has(op)) return ['VM_IS_TEMPLATE', ref, op]
   if (vm.is_a_snapshot && !SNAPSHOT_OPS.has(op)) return ['VM_IS_SNAPSHOT', ref, op]
+  if (op === 'provision' && !vm.is_a_template) return ['ONLY_PROVISION_TEMPLATE']
+  if (op === 'revert' && !vm.is_a_snapshot) return ['ONLY_REVERT_SNAPSHOT']
+  if (vm.is_control_domain) {
+    if (op === 'changing_VCPUs' || op === 'destroy')
+      return ['OPERATION_NOT_ALLOWED', 'This operation is not allowed on dom0']
+    if (!CONTROL_DOMAIN_OPS.has(op))
+      return ['OPERATION_NOT_ALLOWED', 'This operation is not allowed on a control domain']
+  }
   if (NEEDS_PV.has(op) && db.guests.get(ref)?.behaviour === 'no-pv')
     return ['VM_MISSING_PV_DRIVERS', ref]
   return undefined
