@@ -99,18 +99,13 @@ async function sendBody(
 ): Promise<void> {
   const { stream } = conn
   const iterator = source[Symbol.asyncIterator]()
-  const aborted = new Promise<never>((_, reject) => {
-    if (run.signal.aborted) reject(run.signal.reason)
-    run.signal.addEventListener('abort', () => reject(run.signal.reason), { once: true })
-  })
-  aborted.catch(() => {})
   let waitingOnSource = true
   run.setWaitingOnPeer(() => waitingOnSource)
   let sent = 0
   try {
     for (;;) {
       waitingOnSource = true
-      const next = await Promise.race([iterator.next(), aborted])
+      const next = await unlessAborted(iterator.next(), run.signal)
       waitingOnSource = false
       if (next.done) break
       const chunk = toBuffer(next.value)
@@ -119,7 +114,7 @@ async function sendBody(
       }
       checkWritable(conn)
       sent += chunk.length
-      if (!stream.write(chunk)) await drained(conn, aborted)
+      if (!stream.write(chunk)) await drained(conn, run.signal)
       run.meter.addBytes(chunk.length)
     }
   } catch (error) {
@@ -148,12 +143,44 @@ function checkWritable(conn: Connection): void {
   }
 }
 
-function drained(conn: Connection, aborted: Promise<never>): Promise<void> {
+/**
+ * `promise`, or a rejection with `signal.reason` if it aborts first. Per call listeners, removed
+ * on settlement: racing every chunk against one long-lived promise would leak a reaction per chunk.
+ */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(error as Error)
+      }
+    )
+  })
+}
+
+function drained(conn: Connection, signal: AbortSignal): Promise<void> {
   const { stream } = conn
-  let cleanup = () => {}
-  const ready = new Promise<void>((resolve, reject) => {
-    const onDrain = () => resolve()
-    const onClose = () =>
+  if (signal.aborted) return Promise.reject(signal.reason as Error)
+  return new Promise<void>((resolve, reject) => {
+    const cleanup = () => {
+      stream.off('drain', onDrain)
+      stream.off('close', onClose)
+      stream.off('error', onError)
+      signal.removeEventListener('abort', onAbort)
+    }
+    const onDrain = () => {
+      cleanup()
+      resolve()
+    }
+    const onClose = () => {
+      cleanup()
       reject(
         conn.error
           ? wrapSocketError(conn.error, conn.target)
@@ -161,17 +188,20 @@ function drained(conn: Connection, aborted: Promise<never>): Promise<void> {
               `PUT ${describeTarget(conn.target)}: connection closed by the server`
             )
       )
-    const onError = (error: Error) => reject(wrapSocketError(error, conn.target))
+    }
+    const onError = (error: Error) => {
+      cleanup()
+      reject(wrapSocketError(error, conn.target))
+    }
+    const onAbort = () => {
+      cleanup()
+      reject(signal.reason as Error)
+    }
     stream.once('drain', onDrain)
     stream.once('close', onClose)
     stream.once('error', onError)
-    cleanup = () => {
-      stream.off('drain', onDrain)
-      stream.off('close', onClose)
-      stream.off('error', onError)
-    }
+    signal.addEventListener('abort', onAbort, { once: true })
   })
-  return Promise.race([ready, aborted]).finally(cleanup)
 }
 
 function toBuffer(chunk: unknown): Buffer {
