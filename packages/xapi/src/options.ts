@@ -274,8 +274,10 @@ export function normalizeFingerprint(fingerprint: unknown): string {
  * one), host replaced; bare IPv6 addresses are bracketed.
  */
 export function masterUrlFrom(current: URL, masterAddress: string): URL {
-  const address = masterAddress.trim()
+  let address = masterAddress.trim()
   if (address === '') throw new TypeError('HOST_IS_SLAVE without a master address')
+  // Tolerate a full URL where xapi sends a bare address.
+  if (/^https?:\/\//i.test(address)) address = new URL(address).host
   if (current.protocol === 'unix:') {
     // The local socket of a supporter cannot reach the master; use its management address.
     return new URL(`https://${formatHostPort(address)}`)

@@ -105,13 +105,10 @@ export class Session {
 
   async #doLogin(): Promise<string> {
     const { user, password, originator } = this.#cfg
+    let params: unknown[] = [user, password, '1.1', originator]
     for (let hops = 0; ; hops++) {
       try {
-        const ref = await this.#send(
-          'session.login_with_password',
-          [user, password, '1.1', originator],
-          {}
-        )
+        const ref = await this.#send('session.login_with_password', params, {})
         if (typeof ref !== 'string' || ref === '') {
           throw new XapiClientError(
             XAPI_CLIENT_ERROR_CODES.PROTOCOL,
@@ -130,6 +127,11 @@ export class Session {
       } catch (error) {
         if (isXapiError(error, 'HOST_IS_SLAVE') && hops < MAX_MASTER_HOPS) {
           this.#moveTo(error)
+          continue
+        }
+        // Servers predating `version`/`originator` only know the two-parameter form.
+        if (isXapiError(error, 'MESSAGE_PARAMETER_COUNT_MISMATCH') && params.length > 2) {
+          params = [user, password]
           continue
         }
         if (isXapiError(error, 'SESSION_AUTHENTICATION_FAILED')) {

@@ -116,6 +116,7 @@ describe('urls', () => {
     ['https://10.0.0.1', '2001:db8::2', 'https://[2001:db8::2]/'],
     ['https://[2001:db8::1]:444', '[2001:db8::2]:443', 'https://[2001:db8::2]/'],
     ['unix:/var/lib/xcp/xapi', '10.0.0.2', 'https://10.0.0.2/'],
+    ['https://10.0.0.1', 'https://10.0.0.2:444', 'https://10.0.0.2:444/'],
   ])('follows HOST_IS_SLAVE from %s to %s', (from, address, expected) => {
     expect(masterUrlFrom(parseXapiUrl(from), address).href).toBe(expected)
   })

@@ -256,6 +256,27 @@ describe('sessions', () => {
     expect(JSON.stringify((error as XapiError).call)).not.toContain('hunter2')
   })
 
+  it('falls back to the two-parameter login on servers that only know it', async () => {
+    const server = await serve(
+      xapiHandler({
+        ...basic,
+        'session.login_with_password': (params) => {
+          if (params.length !== 2)
+            throw failure(
+              'MESSAGE_PARAMETER_COUNT_MISMATCH',
+              'session.login_with_password',
+              '2',
+              String(params.length)
+            )
+          return SESSION
+        },
+      })
+    )
+    const client = await connect({ url: server.url, ...auth })
+    expect(await client.call('VM.get_all')).toEqual(['OpaqueRef:vm1'])
+    await client.close()
+  })
+
   it('shares one login between concurrent first calls and hides the session ref in errors', async () => {
     const server = await serve(
       xapiHandler({

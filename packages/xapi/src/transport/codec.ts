@@ -261,7 +261,7 @@ export type MethodResponse = { fault: false; value: unknown } | { fault: true; v
 
 /** Parses a whole `<methodResponse>` document. */
 export function decodeMethodResponse(xml: string): MethodResponse {
-  const p = new XmlScanner(xml)
+  const p = new XmlScanner(xml.charCodeAt(0) === 0xfeff ? xml.slice(1) : xml)
   if (p.expectOpen('methodResponse')) p.fail('empty <methodResponse>')
   const { name, empty } = p.open()
   let res: MethodResponse
