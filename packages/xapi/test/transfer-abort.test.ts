@@ -93,6 +93,24 @@ describe('abort', () => {
     expect(taskCount(sim, 1)).toBe(0)
   })
 
+  it('cancelled by someone else: TASK_CANCELLED from the task', async ({ sim, src }) => {
+    sim.faults.transfer.throttleBytesPerSec(2 * 2 ** 20, { on: 'export' })
+    const exported = await exportVm(src, vmRef(sim, 'halted'))
+    const body = (async () => {
+      for await (const _ of exported.body) {
+        // drain
+      }
+    })()
+    await src.call('task.cancel', exported.taskRef)
+    const [bodyResult, taskResult] = await Promise.allSettled([body, exported.task])
+    expect(taskResult).toMatchObject({
+      status: 'rejected',
+      reason: { name: 'XapiError', code: 'TASK_CANCELLED' },
+    })
+    expect(bodyResult).toMatchObject({ status: 'rejected', reason: { code: 'TASK_CANCELLED' } })
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+
   it('after the stream: a finished transfer ignores a later abort', async ({ sim, src, dst }) => {
     const ctl = new AbortController()
     const exported = await exportVm(src, vmRef(sim, 'halted'), { signal: ctl.signal })

@@ -66,6 +66,11 @@ export class TransferRun {
         (result): Outcome => ({ ok: true, result }),
         (error: unknown): Outcome => ({ ok: false, error })
       )
+    // A task that fails (or is cancelled by someone else) while bytes still flow ends the
+    // transfer with its error, even if the connection stays open.
+    void this.#outcome.then((outcome) => {
+      if (!outcome.ok) this.fail(outcome.error)
+    })
     const onAbort = () => this.fail(options.signal?.reason)
     if (options.signal?.aborted) onAbort()
     else options.signal?.addEventListener('abort', onAbort, { once: true })
