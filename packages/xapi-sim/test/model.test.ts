@@ -286,10 +286,20 @@ describe('tasks', () => {
 })
 
 describe('events', () => {
-  it('"" gives a snapshot of matching objects and a token; later calls give coalesced changes', async () => {
+  it('"" gives add (and mod) events for every matching object; later calls give coalesced changes', async () => {
     const first = await ok(url, 'event.from', s, ['vm'], '', 1)
-    expect(first.events.every((e: any) => e.class === 'vm' && e.operation === 'add')).toBe(true)
-    expect(first.events.length).toBe(Object.keys(await ok(url, 'VM.get_all_records', s)).length)
+    const all = Object.keys(await ok(url, 'VM.get_all_records', s)).sort()
+    // as xapi's from_inner: an object created after the token yields `add` then `mod`
+    const adds = first.events.filter((e: any) => e.operation === 'add')
+    expect(adds.map((e: any) => e.ref).sort()).toEqual(all)
+    expect(
+      first.events
+        .filter((e: any) => e.operation === 'mod')
+        .map((e: any) => e.ref)
+        .sort()
+    ).toEqual(all)
+    expect(first.events.every((e: any) => e.class === 'vm' && e.timestamp === '0.0')).toBe(true)
+    expect(first.events.indexOf(adds.at(-1))).toBe(adds.length - 1) // adds come first
     const vm = await vmByName('cache-01')
     await ok(url, 'VM.set_name_description', s, vm, 'one')
     await ok(url, 'VM.set_name_description', s, vm, 'two')
@@ -309,7 +319,10 @@ describe('events', () => {
     const t = await runAsync(url, s, 'VM.clone', vm, 'short-lived')
     const clone = /OpaqueRef:[0-9a-f-]+/.exec(t.result)![0]
     const start = await ok(url, 'event.from', s, [`vm/${clone}`], '', 0)
-    expect(start.events.map((e: any) => e.ref)).toEqual([clone])
+    expect(start.events.map((e: any) => [e.operation, e.ref])).toEqual([
+      ['add', clone],
+      ['mod', clone],
+    ])
     await ok(url, 'VM.set_name_label', s, vm, 'build-01') // another VM: filtered out
     await ok(url, 'VM.destroy', s, clone)
     const after = await ok(url, 'event.from', s, [`vm/${clone}`], start.token, 1)
@@ -322,6 +335,12 @@ describe('events', () => {
       Object.keys(await ok(url, 'VM.get_all_records', s)).length
     )
     expect(counts.valid_ref_counts.task).toBe((await ok(url, 'task.get_all', s)).length)
+  })
+
+  it('the token only advances with relevant changes', async () => {
+    const { token } = await ok(url, 'event.from', s, ['pool'], '', 0)
+    await ok(url, 'VM.set_name_description', s, await vmByName('build-01'), 'elsewhere')
+    expect((await ok(url, 'event.from', s, ['pool'], token, 0)).token).toBe(token)
   })
 
   it('long-polls until an event arrives (event.inject) and returns empty batches after the timeout', async () => {
@@ -343,8 +362,11 @@ describe('events', () => {
       'EVENT_FROM_TOKEN_PARSE_FAILURE',
       'garbage',
     ])
-    expect((await failure(url, 'event.from', s, [''], '', 0))[0]).toBe(
-      'EVENT_SUBSCRIPTION_PARSE_FAILURE'
-    )
+    expect(await failure(url, 'event.from', s, ['vm'], '42', 0)).toEqual([
+      'EVENT_FROM_TOKEN_PARSE_FAILURE',
+      '42',
+    ])
+    // an unknown class is no error: it matches nothing (xapi's Subscription.of_string)
+    expect((await ok(url, 'event.from', s, ['nothing'], '', 0)).events).toEqual([])
   })
 })

@@ -1,6 +1,6 @@
 import { XapiFailure } from '../errors.js'
-import type { PoolDb, SimChange } from '../model/db.js'
-import { canonicalClass } from '../rpc/generic.js'
+import type { PoolDb } from '../model/db.js'
+import { canonicalClass, genericClasses } from '../rpc/generic.js'
 import { defineMethod, toFloat, toList, type CallCtx } from '../rpc/registry.js'
 import { I4 } from '../wire/values.js'
 
@@ -9,19 +9,21 @@ export function formatToken(gen: number): string {
   return `${String(gen).padStart(20, '0')},${'0'.repeat(20)}`
 }
 
+/** xapi's Token.of_string: `""` → 0, else exactly two comma-separated integers. */
 function parseToken(token: unknown): number {
-  if (token === '') return -1
-  const m = typeof token === 'string' ? /^(\d+)(?:,(\d+))?$/.exec(token) : null
+  if (token === '') return 0
+  const m = typeof token === 'string' ? /^\s*(-?\d+),(-?\d+)\s*$/.exec(token) : null
   if (!m) throw new XapiFailure('EVENT_FROM_TOKEN_PARSE_FAILURE', [String(token)])
   return Number(m[1])
 }
 
 type Subscription = { all: boolean; classes: Set<string>; refs: Map<string, Set<string>> }
 
+/** xapi's Subscription.of_string: `*`, `class` or `class/ref` (class case-insensitive). */
 function parseSubscription(classes: unknown[]): Subscription {
   const sub: Subscription = { all: false, classes: new Set(), refs: new Map() }
   for (const c of classes) {
-    if (typeof c !== 'string' || c === '')
+    if (typeof c !== 'string')
       throw new XapiFailure('EVENT_SUBSCRIPTION_PARSE_FAILURE', [String(c)])
     if (c === '*') {
       sub.all = true
@@ -29,7 +31,6 @@ function parseSubscription(classes: unknown[]): Subscription {
     }
     const slash = c.indexOf('/')
     const cls = (slash < 0 ? c : c.slice(0, slash)).toLowerCase()
-    if (cls === '' || /\s/.test(cls)) throw new XapiFailure('EVENT_SUBSCRIPTION_PARSE_FAILURE', [c])
     if (slash < 0) sub.classes.add(cls)
     else {
       let s = sub.refs.get(cls)
@@ -40,78 +41,92 @@ function parseSubscription(classes: unknown[]): Subscription {
   return sub
 }
 
-function matches(sub: Subscription, cls: string, ref: string): boolean {
-  const lc = cls.toLowerCase()
+function tableMatches(sub: Subscription, lc: string): boolean {
+  return sub.all || sub.classes.has(lc) || sub.refs.has(lc)
+}
+
+function matches(sub: Subscription, lc: string, ref: string): boolean {
   return sub.all || sub.classes.has(lc) || (sub.refs.get(lc)?.has(ref) ?? false)
 }
 
-function timestamp(d: Date): string {
-  const ms = d.getTime()
-  return `${Math.floor(ms / 1000)}.${String((ms % 1000) * 1000).padStart(6, '0')}`
+/** Every class of the model (also those without objects), for valid_ref_counts. */
+function allClasses(db: PoolDb): string[] {
+  return [...new Set([...genericClasses(), ...db.classes()])]
 }
 
-function eventOf(db: PoolDb, c: SimChange, op: SimChange['op']) {
-  const ev: Record<string, unknown> = {
-    id: String(c.gen),
-    timestamp: timestamp(c.at),
-    class: c.cls.toLowerCase(),
-    operation: op,
-    ref: c.ref,
-  }
-  if (op !== 'del') {
-    const snap = db.get(c.ref)
-    if (!snap) return undefined
-    ev.snapshot = snap
-  }
-  return ev
-}
-
-function validRefCounts(db: PoolDb, sub: Subscription): Record<string, I4> {
+/**
+ * Counts of every table (lower-case names), as xapi's from_inner folds over the whole table set;
+ * sent as `<i4>`.
+ */
+function validRefCounts(db: PoolDb): Record<string, I4> {
   const out: Record<string, I4> = {}
-  for (const cls of db.classes()) {
+  for (const cls of allClasses(db)) out[cls.toLowerCase()] = new I4(db.all(cls).size)
+  return out
+}
+
+type Found = { cls: string; ref: string; gen: number }
+
+/**
+ * xapi's from_inner: objects of the subscribed tables modified after `from` give an `add` event
+ * (if created after `from`) and a `mod` event; objects deleted after `from` a `del` event (unless
+ * also created after it). Events: adds, then mods, then dels; `ts` is "0.0" and `id` the
+ * generation. The token advances to the newest relevant change only.
+ */
+function collect(db: PoolDb, sub: Subscription, from: number) {
+  const creates: Found[] = []
+  const mods: Found[] = []
+  const dels: Found[] = []
+  let last = from
+  const consider = (cls: string, ref: string) => {
     const lc = cls.toLowerCase()
-    if (sub.all || sub.classes.has(lc) || sub.refs.has(lc)) out[lc] = new I4(db.all(cls).size)
+    if (!matches(sub, lc, ref)) return
+    const st = db.stat(ref)
+    if (st) {
+      if (st.modified <= from) return
+      last = Math.max(last, st.modified)
+      if (st.created > from) creates.push({ cls: lc, ref, gen: st.created })
+      mods.push({ cls: lc, ref, gen: st.modified })
+      return
+    }
+    const t = db.tombstone(ref)
+    if (!t || t.deleted <= from) return
+    last = Math.max(last, t.deleted)
+    if (t.created <= from) dels.push({ cls: lc, ref, gen: t.deleted })
   }
-  for (const lc of [...sub.classes, ...sub.refs.keys()]) {
-    if (out[lc] === undefined && canonicalClass(lc) !== undefined) out[lc] = new I4(0)
-  }
-  return out
-}
-
-/** Coalesced events (one per object) for changes after `gen` that match `sub`. */
-function collect(db: PoolDb, sub: Subscription, gen: number): unknown[] {
-  const latest = new Map<string, { change: SimChange; added: boolean }>()
-  for (const c of db.changesSince(gen)) {
-    if (!matches(sub, c.cls, c.ref)) continue
-    const prev = latest.get(c.ref)
-    latest.set(c.ref, { change: c, added: (prev?.added ?? false) || c.op === 'add' })
-  }
-  const out: unknown[] = []
-  for (const { change, added } of latest.values()) {
-    const op = change.op === 'del' ? 'del' : added ? 'add' : 'mod'
-    const ev = eventOf(db, change, op)
-    if (ev) out.push(ev)
-  }
-  return out
-}
-
-function snapshotAll(db: PoolDb, sub: Subscription): unknown[] {
-  const out: unknown[] = []
-  const now = new Date()
-  for (const cls of db.classes()) {
-    for (const [ref, rec] of db.all(cls)) {
-      if (!matches(sub, cls, ref)) continue
-      out.push({
-        id: String(db.generation),
-        timestamp: timestamp(now),
-        class: cls.toLowerCase(),
-        operation: 'add',
-        ref,
-        snapshot: rec,
-      })
+  if (from < db.oldestLoggedGeneration) {
+    for (const cls of allClasses(db)) {
+      if (!tableMatches(sub, cls.toLowerCase())) continue
+      for (const ref of db.all(cls).keys()) consider(cls, ref)
+    }
+    for (const [ref, t] of db.tombstones()) consider(t.cls, ref)
+  } else {
+    const seen = new Set<string>()
+    for (const c of db.changesSince(from)) {
+      if (seen.has(c.ref)) continue
+      seen.add(c.ref)
+      consider(c.cls, c.ref)
     }
   }
-  return out
+  const events: Record<string, unknown>[] = []
+  const ev = (f: Found, operation: string) => {
+    const e: Record<string, unknown> = {
+      id: String(f.gen),
+      timestamp: '0.0',
+      class: f.cls,
+      operation,
+      ref: f.ref,
+    }
+    if (operation !== 'del') {
+      const snap = db.get(f.ref)
+      if (!snap) return
+      e.snapshot = snap
+    }
+    events.push(e)
+  }
+  for (const f of creates) ev(f, 'add')
+  for (const f of mods) ev(f, 'mod')
+  for (const f of dels) ev(f, 'del')
+  return { events, last }
 }
 
 /** event.from(classes, token, timeout): long-polls until a matching event or the timeout. */
@@ -122,27 +137,20 @@ async function eventFrom(
   timeoutArg: unknown
 ) {
   const sub = parseSubscription(toList(classesArg, 'classes'))
-  const since = parseToken(tokenArg)
+  let from = parseToken(tokenArg)
   const timeoutS = toFloat(timeoutArg, 'timeout')
   const db = ctx.db
-  if (since < 0) {
-    return {
-      events: snapshotAll(db, sub),
-      valid_ref_counts: validRefCounts(db, sub),
-      token: formatToken(db.generation),
-    }
-  }
   // The long poll is real time (not scaled): it is the client's own timeout.
   const deadline = Date.now() + Math.max(0, timeoutS) * 1000
-  let gen = since
   for (;;) {
-    const events = collect(db, sub, gen)
-    gen = Math.max(gen, db.generation)
+    const seenGeneration = db.generation
+    const { events, last } = collect(db, sub, from)
+    from = last
     const left = deadline - Date.now()
     if (events.length > 0 || left <= 0 || ctx.state.closing.signal.aborted) {
-      return { events, valid_ref_counts: validRefCounts(db, sub), token: formatToken(gen) }
+      return { events, valid_ref_counts: validRefCounts(db), token: formatToken(from) }
     }
-    await db.waitForChange(left, ctx.state.closing.signal)
+    if (db.generation === seenGeneration) await db.waitForChange(left, ctx.state.closing.signal)
   }
 }
 
@@ -158,7 +166,8 @@ defineMethod('event.inject', {
     const c = canonicalClass(String(cls)) ?? String(cls)
     ctx.db.require(c, ref)
     ctx.db.touch(ref as string)
-    return formatToken(ctx.db.generation)
+    // xapi returns the token just before the touch, so that event.from with it sees the change
+    return formatToken(ctx.db.generation - 1)
   },
 })
 
@@ -196,8 +205,22 @@ defineMethod('event.next', {
     const reg = registrations.get(ctx.session!.ref)
     if (!reg) throw new XapiFailure('SESSION_NOT_REGISTERED', [ctx.session!.ref])
     const sub = parseSubscription(reg.classes)
+    // Event.next: one event per change (no coalescing), `timestamp` in seconds
     for (;;) {
-      const events = collect(ctx.db, sub, reg.gen)
+      const events: Record<string, unknown>[] = []
+      for (const c of ctx.db.changesSince(reg.gen)) {
+        if (!matches(sub, c.cls.toLowerCase(), c.ref)) continue
+        const e: Record<string, unknown> = {
+          id: String(c.gen),
+          timestamp: String(c.at.getTime() / 1000),
+          class: c.cls.toLowerCase(),
+          operation: c.op,
+          ref: c.ref,
+        }
+        const snap = c.op === 'del' ? undefined : ctx.db.get(c.ref)
+        if (snap) e.snapshot = snap
+        events.push(e)
+      }
       reg.gen = ctx.db.generation
       if (events.length > 0 || ctx.state.closing.signal.aborted) return events
       await ctx.db.waitForChange(30_000, ctx.state.closing.signal)

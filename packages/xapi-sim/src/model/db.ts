@@ -15,6 +15,9 @@ export type SimChange = {
   at: Date
 }
 
+/** Generations at which an object was created / last modified (and deleted, for tombstones). */
+export type SimStat = { cls: string; created: number; modified: number; deleted: number }
+
 /** Per-VM guest behaviour (see `faults.stubbornVm`). */
 export type GuestBehaviour = {
   behaviour: 'normal' | 'slow' | 'ignore' | 'no-pv'
@@ -45,6 +48,8 @@ export class PoolDb {
   readonly #classOf = new Map<string, string>()
   readonly #uuids = new Map<string, string>()
   #log: SimChange[] = []
+  readonly #stats = new Map<string, SimStat>()
+  readonly #tombstones = new Map<string, SimStat>()
   readonly #waiters = new Set<() => void>()
 
   constructor(name: string) {
@@ -157,13 +162,53 @@ export class PoolDb {
   #record(cls: string, ref: string, op: SimChange['op']): void {
     const r = this.#classes.get(cls)?.get(ref)
     if (r) invalidateEncoding(r)
-    this.#log.push({ gen: ++this.generation, cls, ref, op, at: new Date() })
+    const gen = ++this.generation
+    if (op === 'add') {
+      this.#stats.set(ref, { cls, created: gen, modified: gen, deleted: 0 })
+    } else if (op === 'mod') {
+      const st = this.#stats.get(ref)
+      if (st) st.modified = gen
+    } else {
+      const st = this.#stats.get(ref)
+      this.#stats.delete(ref)
+      this.#tombstones.set(ref, {
+        cls,
+        created: st?.created ?? 0,
+        modified: st?.modified ?? 0,
+        deleted: gen,
+      })
+      if (this.#tombstones.size > LOG_MAX) {
+        const oldest = this.#tombstones.keys().next().value
+        if (oldest !== undefined) this.#tombstones.delete(oldest)
+      }
+    }
+    this.#log.push({ gen, cls, ref, op, at: new Date() })
     if (this.#log.length > LOG_MAX) this.#log = this.#log.slice(LOG_MAX / 2)
     if (this.#waiters.size) {
       const ws = [...this.#waiters]
       this.#waiters.clear()
       for (const w of ws) w()
     }
+  }
+
+  /** Created/modified generations of a live object. */
+  stat(ref: string): SimStat | undefined {
+    return this.#stats.get(ref)
+  }
+
+  /** Created/modified/deleted generations of a deleted object (bounded memory). */
+  tombstone(ref: string): SimStat | undefined {
+    return this.#tombstones.get(ref)
+  }
+
+  /** Every tombstone, oldest deletion first. */
+  tombstones(): IterableIterator<[string, SimStat]> {
+    return this.#tombstones.entries()
+  }
+
+  /** The generation of the oldest change still in the log (0 when it was never trimmed). */
+  get oldestLoggedGeneration(): number {
+    return this.#log[0]?.gen ?? this.generation
   }
 
   /** Changes after generation `gen`, oldest first. */
