@@ -39,7 +39,8 @@ say(
 const sim = await startSimulator({ seed: 'demo', timeScale })
 const [poolA, poolB] = sim.pools
 if (!poolA || !poolB) throw new Error('the demo seed must have two pools')
-for (const p of sim.pools) console.log(`  ${p.name}: master ${p.masterUrl}, ${p.hosts.length} hosts`)
+for (const p of sim.pools)
+  console.log(`  ${p.name}: master ${p.masterUrl}, ${p.hosts.length} hosts`)
 
 const auth = { XAPI_USER: sim.user, XAPI_PASSWORD: sim.password }
 const codes: Record<string, number> = {}
