@@ -31,6 +31,15 @@ type EventCaller = {
 }
 
 const DEFAULT_TIMEOUT_S = 60
+
+/**
+ * `event.from`'s timeout is a float, and older ocaml-rpc releases reject an int where a float is
+ * expected (`float_of_rpc` accepts only Float or String there), while JSON cannot mark `30` as a
+ * float. Nudge integral values off the integer, as xen-api does (`60.1`).
+ */
+export function wireFloat(n: number): number {
+  return Number.isInteger(n) ? n + 0.1 : n
+}
 /** Extra time given to an `event.from` call beyond its long-poll duration. */
 const EVENT_MARGIN_MS = 30_000
 
@@ -53,7 +62,7 @@ export async function* watchEvents(
     signal?.throwIfAborted()
     let batch: { events?: unknown; token?: unknown }
     try {
-      batch = await caller.callWith('event.from', [[...classes], token, timeoutS], {
+      batch = await caller.callWith('event.from', [[...classes], token, wireFloat(timeoutS)], {
         ...(signal && { signal }),
         timeoutMs: timeoutS * 1000 + EVENT_MARGIN_MS,
       })

@@ -1,4 +1,5 @@
 import { XapiError, isXapiClientError, isXapiError } from './errors.js'
+import { wireFloat } from './events.js'
 import { normalizeRecord, type TaskRecord } from './records.js'
 import type { Ref } from './refs.js'
 import { decodeXmlRpcValue } from './transport/codec.js'
@@ -124,10 +125,14 @@ export class TaskWatcher {
     while (this.#waiters.size > 0 && !signal.aborted) {
       let batch: { events?: unknown; token?: unknown }
       try {
-        batch = await this.#caller.callWith('event.from', [['task'], token, EVENT_TIMEOUT_S], {
-          signal,
-          timeoutMs: (EVENT_TIMEOUT_S + 30) * 1000,
-        })
+        batch = await this.#caller.callWith(
+          'event.from',
+          [['task'], token, wireFloat(EVENT_TIMEOUT_S)],
+          {
+            signal,
+            timeoutMs: (EVENT_TIMEOUT_S + 30) * 1000,
+          }
+        )
         failures = 0
       } catch (error) {
         if (signal.aborted) return
