@@ -119,13 +119,14 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
       compression = 'none'
     }
     const settings = await resolveConnection(argv, { env, stdin, stderr, signal })
-    await prepareOutDir(out, { create: !dryRun })
     const client = await connectPool(settings, { readOnly: dryRun, signal })
     let display: ProgressDisplay | undefined
     try {
       const inventory = await loadInventory(client, signal)
       const selection = selectVms(Object.fromEntries(inventory.vms), argv)
       assertSelection(argv, selection)
+      // After the selection: a bad --vm is reported before --out is created.
+      await prepareOutDir(out, { create: !dryRun })
       const items = planExports(inventory, selection.selected, {
         running: argv.running,
         compression,

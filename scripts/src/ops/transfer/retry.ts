@@ -1,4 +1,4 @@
-import { errorCode } from '../../lib/errors.js'
+import { describeError, errorCode } from '../../lib/errors.js'
 
 /** Thrown when an archive fails XVA verification (in flight or on disk). Worth a retry. */
 export class XvaVerificationError extends Error {
@@ -10,6 +10,16 @@ export class XvaVerificationError extends Error {
   }
 }
 
+/** A transfer that broke once its body had started flowing. Worth a retry. */
+export class TransferBrokenError extends Error {
+  override name = 'TransferBrokenError'
+  readonly code = 'TRANSFER_BROKEN'
+
+  constructor(cause: unknown) {
+    super(describeError(cause), { cause })
+  }
+}
+
 // Failures of the connection rather than of the VM or of our disk: a new attempt may work.
 const TRANSIENT_CODES = new Set([
   'XAPI_CLIENT_TRANSPORT',
@@ -18,6 +28,7 @@ const TRANSIENT_CODES = new Set([
   'XAPI_CLIENT_PROTOCOL',
   'XAPI_CLIENT_BODY_DESTROYED',
   'XVA_VERIFICATION_FAILED',
+  'TRANSFER_BROKEN',
   'ECONNRESET',
   'ECONNREFUSED',
   'ECONNABORTED',

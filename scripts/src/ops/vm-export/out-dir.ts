@@ -11,6 +11,10 @@ export async function prepareOutDir(
   dir: string,
   options: { readonly create: boolean }
 ): Promise<void> {
+  const existing = await stat(dir).catch(() => undefined)
+  if (existing !== undefined && !existing.isDirectory()) {
+    throw new UsageError(`--out ${dir} is not a directory`)
+  }
   if (options.create) {
     try {
       await mkdir(dir, { recursive: true })

@@ -39,29 +39,37 @@ export async function exportVms(
   await Promise.all(
     items.map(async (item, index) => {
       try {
+        if (signal.aborted) {
+          results[index] = notStarted(item, ctx)
+          return
+        }
         if (item.action === 'skip') {
           results[index] = await runExportJob(item, ctx, signal)
           return
         }
         // A host slot is held while waiting for a global one, never the other way round: a
-        // busy host then never keeps the other hosts' exports waiting.
-        results[index] = await queueOf(item.host).add(
-          () => global.add(() => runExportJob(item, ctx, signal), { signal }),
-          { signal }
+        // busy host then never keeps the other hosts' exports waiting. No `signal` for p-queue:
+        // it would reject a running job at once, before the job has cleaned up.
+        results[index] = await queueOf(item.host).add(() =>
+          global.add(() =>
+            signal.aborted ? notStarted(item, ctx) : runExportJob(item, ctx, signal)
+          )
         )
-      } catch {
-        results[index] = {
-          vm: item.uuid,
-          name: item.name,
-          action: item.action,
-          file: join(ctx.dir, item.file),
-          status: 'skipped',
-          error: 'interrupted before it started',
-        }
       } finally {
         ctx.display.itemDone()
       }
     })
   )
   return results
+}
+
+function notStarted(item: ExportItem, ctx: ExportJobContext): ItemResult {
+  return {
+    vm: item.uuid,
+    name: item.name,
+    action: item.action,
+    file: join(ctx.dir, item.file),
+    status: 'skipped',
+    error: 'interrupted before it started',
+  }
 }

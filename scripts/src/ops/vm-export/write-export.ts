@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises'
 import { exportVm, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { fsyncDir, removeQuietly } from '../transfer/fs-utils.js'
 import { HashTap } from '../transfer/hash-tap.js'
-import { isLocalFsError, XvaVerificationError } from '../transfer/retry.js'
+import { isLocalFsError, TransferBrokenError, XvaVerificationError } from '../transfer/retry.js'
 import { exportPaths, type Compression } from './naming.js'
 
 /** One attempt at writing an export to its file. */
@@ -60,7 +60,10 @@ export async function writeExport(
     if (written.status === 'rejected') {
       const error: unknown = written.reason
       if (isLocalFsError(error)) throw localError(error, part)
-      throw finished.status === 'rejected' ? verdict(finished.reason) : error
+      const why = verdict(finished.status === 'rejected' ? finished.reason : error)
+      // The stream broke after it had started: whatever the task says (xapi reports a broken
+      // connection as INTERNAL_ERROR, VDI_IO_ERROR…), a new attempt may go through.
+      throw why instanceof XvaVerificationError ? why : new TransferBrokenError(why)
     }
     if (finished.status === 'rejected') throw verdict(finished.reason)
     // fsync through a new descriptor: it flushes the file's pages whichever fd wrote them.

@@ -19,9 +19,12 @@ export async function importFiles(
   return Promise.all(
     files.map(async (file): Promise<ItemResult> => {
       try {
-        return await queue.add(() => runImportJob(file, ctx, signal), { signal })
-      } catch {
-        return { file, status: 'skipped', action: 'none', error: 'interrupted before it started' }
+        // No `signal` for p-queue: it would reject a running job before it has cleaned up.
+        return await queue.add((): ItemResult | Promise<ItemResult> =>
+          signal.aborted
+            ? { file, status: 'skipped', action: 'none', error: 'interrupted before it started' }
+            : runImportJob(file, ctx, signal)
+        )
       } finally {
         ctx.display.itemDone()
       }
