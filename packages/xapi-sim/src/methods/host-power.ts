@@ -61,7 +61,8 @@ async function powerOff(ctx: CallCtx, host: string, reboot: boolean): Promise<vo
   if (reboot) {
     void ctx.state.sleep(60 * S).then(() => {
       if (ctx.state.closing.signal.aborted || !ctx.db.get(host)) return
-      ctx.db.update(h.metrics as string, { live: true, last_updated: new Date() })
+      if (ctx.db.get(h.metrics as string))
+        ctx.db.update(h.metrics as string, { live: true, last_updated: new Date() })
       ctx.db.update(host, { enabled: true })
     })
   }
