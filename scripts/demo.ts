@@ -53,13 +53,13 @@ process.once('SIGTERM', onSignal)
 
 try {
   say(
-    `1/3 Batch migration: VMs tagged "migrate" from ${poolA.name} to ${poolB.name}`,
+    `1/3 Batch migration: VMs tagged "ci" or "dev" from ${poolA.name} to ${poolB.name}`,
     'vm-migrate plans first (SR and network maps, free space, name clashes), then copies each VM,',
     'verifies it on the destination and only then deletes the source.'
   )
   codes.migrate = await run(
     'vm-migrate.ts',
-    ['--tag', 'migrate', '--delete-source', '--start', '--concurrency', '2'],
+    ['--tag', 'ci', '--tag', 'dev', '--delete-source', '--start', '--concurrency', '2'],
     {
       XAPI_FROM_URL: poolA.masterUrl,
       XAPI_FROM_USER: sim.user,
@@ -109,9 +109,9 @@ say(
   '  export XAPI_PASSWORD=<password printed by the simulator>',
   '  XAPI_FROM_URL=http://127.0.0.1:8080 XAPI_TO_URL=http://127.0.0.1:8083 \\',
   '    XAPI_FROM_PASSWORD=$XAPI_PASSWORD XAPI_TO_PASSWORD=$XAPI_PASSWORD \\',
-  '    npx tsx scripts/vm-migrate.ts --tag migrate --dry-run',
+  '    npx tsx scripts/vm-migrate.ts --tag ci --tag dev --dry-run',
   '  npx tsx scripts/vm-export.ts --url http://127.0.0.1:8083 --all --out ./demo-out',
-  '  npx tsx scripts/host-shutdown.ts --url http://127.0.0.1:8080 --host <host> --dry-run',
+  '  npx tsx scripts/host-shutdown.ts --url http://127.0.0.1:8080 --host xcp-a1 --dry-run',
   '',
   'Point them at a real pool: see "Real pools" in README.md.'
 )
