@@ -95,7 +95,13 @@ export async function sendCall(
     }
     if (error instanceof XapiError) {
       const params = error.params.map((p) => (opts.secrets.has(p) ? REDACTED : p))
-      throw new XapiError(error.code, params, { method, call })
+      throw new XapiError(error.code, params, {
+        method,
+        call,
+        ...(error.masterFingerprint !== undefined && {
+          masterFingerprint: error.masterFingerprint,
+        }),
+      })
     }
     if (error instanceof XapiClientError) error.call ??= call
     throw error

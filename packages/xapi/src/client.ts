@@ -6,6 +6,7 @@ import { watchEvents, type WatchEventsOptions, type XapiEvent } from './events.j
 import { Limiter } from './limiter.js'
 import {
   formatBaseUrl,
+  normalizeFingerprint,
   resolveOptions,
   type ClientOptions,
   type ResolvedClientOptions,
@@ -53,7 +54,14 @@ export class XapiClient {
       fingerprint: resolved.fingerprint,
       allowUnauthorized: resolved.allowUnauthorized,
     })
-    this.#channel = new RpcChannel(resolved.transport, (url) => this.#agents.agentFor(url))
+    // With a pin, ask supporters for the master's thumbprint (xapi ≥ Dec 2023) so a move to a
+    // master with its own self-signed certificate stays pinned.
+    const pinned = resolved.fingerprint !== undefined
+    this.#channel = new RpcChannel(
+      resolved.transport,
+      (url) => this.#agents.agentFor(url),
+      pinned ? { 'x-xenapi-request-host-certificate-thumbprint': 'sha-256:master' } : undefined
+    )
     this.#session = new Session({
       channel: this.#channel,
       base: baseUrl,
@@ -61,6 +69,15 @@ export class XapiClient {
       password,
       originator: resolved.originator,
       callTimeoutMs: resolved.callTimeoutMs,
+      onMasterFingerprint: (from, master, fingerprint) => {
+        // Trust it only from a host whose certificate matched the pin.
+        if (!pinned || from.protocol !== 'https:' || master.protocol !== 'https:') return
+        try {
+          this.#agents.pinHost(master, normalizeFingerprint(fingerprint))
+        } catch {
+          // Not a SHA-256 thumbprint: ignore it, the pin alone applies.
+        }
+      },
     })
     this.#limiter = new Limiter(resolved.callConcurrency)
     this.#tasks = new TaskWatcher(this)

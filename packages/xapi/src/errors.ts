@@ -28,6 +28,11 @@ export class XapiError extends Error {
   declare task?: Ref<'task'>
   /** Redacted call context. */
   declare call?: CallContext
+  /**
+   * With `HOST_IS_SLAVE`: the master's certificate thumbprint, when the server sent it
+   * (`x-xenapi-response-host-certificate-thumbprint`).
+   */
+  declare masterFingerprint?: string
 
   constructor(code: string, params: readonly string[], extra: XapiErrorExtra = {}) {
     super(`${code}(${params.join(', ')})${extra.hint ? `: ${extra.hint}` : ''}`)
@@ -36,6 +41,7 @@ export class XapiError extends Error {
     if (extra.method !== undefined) this.method = extra.method
     if (extra.task !== undefined) this.task = extra.task
     if (extra.call !== undefined) this.call = extra.call
+    if (extra.masterFingerprint !== undefined) this.masterFingerprint = extra.masterFingerprint
   }
 
   /** Builds an `XapiError` from an XAPI `ErrorDescription` (`[code, param1, ...]`). */
@@ -68,6 +74,7 @@ export type XapiErrorExtra = {
   method?: string
   task?: Ref<'task'>
   call?: CallContext
+  masterFingerprint?: string
   /** Appended to the message (e.g. what to do about a failed login). */
   hint?: string
 }

@@ -16,6 +16,8 @@ export type SessionConfig = {
   readonly password: string
   readonly originator: string
   readonly callTimeoutMs: number
+  /** Told the master's URL and certificate thumbprint when a HOST_IS_SLAVE answer carried one. */
+  readonly onMasterFingerprint?: (from: URL, master: URL, fingerprint: string) => void
 }
 
 export type SessionCallOptions = {
@@ -157,7 +159,11 @@ export class Session {
   #moveTo(error: XapiError): void {
     const address = error.params[0]
     if (address === undefined || address.trim() === '') throw error
-    this.#base = masterUrlFrom(this.#base, address)
+    const next = masterUrlFrom(this.#base, address)
+    if (error.masterFingerprint !== undefined) {
+      this.#cfg.onMasterFingerprint?.(this.#base, next, error.masterFingerprint)
+    }
+    this.#base = next
   }
 
   #assertOpen(): void {

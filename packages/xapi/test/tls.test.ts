@@ -20,6 +20,7 @@ let certA: ReturnType<typeof makeCertificate>
 let certB: ReturnType<typeof makeCertificate>
 let master: TestServer
 let slave: TestServer
+let vouchingSlave: TestServer
 
 beforeAll(async () => {
   certA = makeCertificate()
@@ -34,10 +35,21 @@ beforeAll(async () => {
     }),
     certA
   )
+  // A supporter that also sends the master's thumbprint when asked, as xapi does since Dec 2023.
+  vouchingSlave = await startServer((req, res, body, entry) => {
+    const asked = req.headers['x-xenapi-request-host-certificate-thumbprint'] === 'sha-256:master'
+    if (asked) res.setHeader('x-xenapi-response-host-certificate-thumbprint', certB.fingerprint)
+    xapiHandler({
+      'session.login_with_password': () => {
+        throw failure('HOST_IS_SLAVE', `127.0.0.1:${master.port}`)
+      },
+    })(req, res, body, entry)
+  }, certA)
 })
 afterAll(async () => {
   await master?.close()
   await slave?.close()
+  await vouchingSlave?.close()
 })
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
@@ -97,6 +109,23 @@ describe('TLS', () => {
     expect(error.message).toContain(`127.0.0.1:${master.port}`)
     expect(master.requests.length).toBe(before)
     expect(slave.requests.map((r) => r.rpc)).toContain('session.login_with_password')
+  })
+
+  it("extends the pin to the master's thumbprint vouched for by the pinned supporter", async () => {
+    const client = await connect({
+      url: vouchingSlave.url,
+      ...auth,
+      fingerprint: certA.fingerprint,
+    })
+    expect(client.url).toBe(`https://127.0.0.1:${master.port}`)
+    expect(await client.call('VM.get_all')).toEqual([])
+    await client.close()
+    // Without a pin nothing is asked (and nothing would be trusted).
+    await expect(
+      connect({ url: vouchingSlave.url, ...auth, ca: certA.cert })
+    ).rejects.toMatchObject({
+      code: 'XAPI_CLIENT_TLS',
+    })
   })
 
   it('follows HOST_IS_SLAVE when both certificates are trusted', async () => {

@@ -30,16 +30,27 @@ export class AgentPool {
   #https: https.Agent | undefined
   #http: http.Agent | undefined
   readonly #unix = new Map<string, http.Agent>()
+  /** Extra pins for named hosts, learnt from an already verified host (see pinHost). */
+  readonly #hostPins = new Map<string, string>()
 
   constructor(policy: TlsPolicy) {
     this.#policy = policy
+  }
+
+  /**
+   * Also accepts `fingerprint` for `url`'s host. Only for thumbprints vouched for by a host whose
+   * certificate already matched the pin (xapi's HOST_IS_SLAVE thumbprint header): the pin keeps
+   * applying, it is extended along a verified chain.
+   */
+  pinHost(url: URL, fingerprint: string): void {
+    this.#hostPins.set(hostKey(url.hostname, url.port || 443), fingerprint)
   }
 
   /** The agent for `url` (`https:`, `http:` or `unix:/socket/path`). */
   agentFor(url: URL): http.Agent | https.Agent {
     switch (url.protocol) {
       case 'https:':
-        return (this.#https ??= createTlsAgent(this.#policy))
+        return (this.#https ??= createTlsAgent(this.#policy, this.#hostPins))
       case 'http:':
         return (this.#http ??= new http.Agent(KEEP_ALIVE))
       case 'unix:': {
@@ -68,7 +79,11 @@ export class AgentPool {
   }
 }
 
-function createTlsAgent(policy: TlsPolicy): https.Agent {
+function hostKey(host: string, port: string | number): string {
+  return `${host.replace(/^\[|\]$/g, '')}:${port}`
+}
+
+function createTlsAgent(policy: TlsPolicy, hostPins: ReadonlyMap<string, string>): https.Agent {
   // Verification is done by hand on `secureConnect` (synchronously, before any request byte is
   // flushed) so that a pin can accept a self-signed certificate and refusals can name the
   // fingerprint the server presented. No TLS session cache: every connection is fully verified.
@@ -85,7 +100,7 @@ function createTlsAgent(policy: TlsPolicy): https.Agent {
   agent.createConnection = ((options: tls.ConnectionOptions, callback?: never) => {
     const socket = create(options, callback)
     socket.once('secureConnect', () => {
-      const err = verifyPeer(socket, policy, options)
+      const err = verifyPeer(socket, policy, hostPins, options)
       if (err) socket.destroy(err)
     })
     return socket
@@ -96,15 +111,19 @@ function createTlsAgent(policy: TlsPolicy): https.Agent {
 function verifyPeer(
   socket: tls.TLSSocket,
   policy: TlsPolicy,
+  hostPins: ReadonlyMap<string, string>,
   options: tls.ConnectionOptions
 ): XapiTlsError | undefined {
-  const where = `${options.host ?? options.servername ?? '?'}:${options.port ?? 443}`
+  const where = hostKey(options.host ?? options.servername ?? '?', options.port ?? 443)
   const cert = socket.getPeerCertificate()
   const actual = cert?.fingerprint256 || undefined
   if (policy.fingerprint !== undefined) {
-    if (actual === policy.fingerprint) return undefined
+    const hostPin = hostPins.get(where)
+    if (actual !== undefined && (actual === policy.fingerprint || actual === hostPin))
+      return undefined
+    const expected = hostPin ? `${policy.fingerprint} or ${hostPin}` : policy.fingerprint
     return new XapiTlsError(
-      `TLS certificate of ${where} does not match the pinned fingerprint: expected ${policy.fingerprint}, got ${actual ?? 'no certificate'}`,
+      `TLS certificate of ${where} does not match the pinned fingerprint: expected ${expected}, got ${actual ?? 'no certificate'}`,
       { pinMismatch: true, ...(actual && { fingerprint: actual }) }
     )
   }

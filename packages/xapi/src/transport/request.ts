@@ -9,6 +9,8 @@ export type HttpResponse = {
   readonly body: Buffer
   /** Where the request was finally answered (after redirects). */
   readonly target: RequestTarget
+  /** `x-xenapi-response-host-certificate-thumbprint` (sent with HOST_IS_SLAVE when asked). */
+  readonly thumbprint?: string
 }
 
 export type PostOptions = {
@@ -18,6 +20,7 @@ export type PostOptions = {
 }
 
 const MAX_REDIRECTS = 5
+const THUMBPRINT_HEADER = 'x-xenapi-response-host-certificate-thumbprint'
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
 
 /** Where to send a request: a base URL (`https:`, `http:` or `unix:/socket`) and an HTTP path. */
@@ -116,6 +119,9 @@ function postOnce(
             body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
             target,
             ...(res.headers.location !== undefined && { location: res.headers.location }),
+            ...(typeof res.headers[THUMBPRINT_HEADER] === 'string' && {
+              thumbprint: res.headers[THUMBPRINT_HEADER],
+            }),
           })
         })
       }

@@ -2,7 +2,7 @@ import type http from 'node:http'
 import type https from 'node:https'
 import { decodeJsonRpcResponse, isJsonRpcUnsupported, postJsonRpc } from './json-rpc.js'
 import { XapiTransportError } from '../errors.js'
-import { xmlRpcCall } from './xml-rpc.js'
+import { withThumbprint, xmlRpcCall } from './xml-rpc.js'
 
 function isHangUp(error: unknown): boolean {
   if (!(error instanceof XapiTransportError) || error.status !== undefined) return false
@@ -22,9 +22,16 @@ export class RpcChannel {
   #mode: TransportMode
   readonly #agentFor: (url: URL) => http.Agent | https.Agent
 
-  constructor(mode: TransportMode, agentFor: (url: URL) => http.Agent | https.Agent) {
+  readonly #headers: Readonly<Record<string, string>> | undefined
+
+  constructor(
+    mode: TransportMode,
+    agentFor: (url: URL) => http.Agent | https.Agent,
+    headers?: Readonly<Record<string, string>>
+  ) {
     this.#mode = mode
     this.#agentFor = agentFor
+    this.#headers = headers
   }
 
   /** The protocol in use, or `auto` before the first answer. */
@@ -38,7 +45,11 @@ export class RpcChannel {
     params: readonly unknown[],
     signal: AbortSignal
   ): Promise<unknown> {
-    const opts = { agentFor: this.#agentFor, signal }
+    const opts = {
+      agentFor: this.#agentFor,
+      signal,
+      ...(this.#headers && { headers: this.#headers }),
+    }
     if (this.#mode === 'xml-rpc') return xmlRpcCall(base, method, params, opts)
     let res
     try {
@@ -57,6 +68,6 @@ export class RpcChannel {
       }
       this.#mode = 'json-rpc'
     }
-    return decodeJsonRpcResponse(res, method)
+    return withThumbprint(res, () => decodeJsonRpcResponse(res, method))
   }
 }

@@ -2,7 +2,13 @@ import { createRequire } from 'node:module'
 import xmlrpc from 'xmlrpc'
 import { XapiError, XapiProtocolError, XapiTransportError } from '../errors.js'
 import { decodeMethodResponse } from './codec.js'
-import { describeTarget, httpPost, type PostOptions, type RequestTarget } from './request.js'
+import {
+  describeTarget,
+  httpPost,
+  type HttpResponse,
+  type PostOptions,
+  type RequestTarget,
+} from './request.js'
 
 // Requests are serialised by the `xmlrpc` package; its defaults differ from XAPI's encoding, so
 // values are wrapped in CustomTypes: untyped strings (a bare `<value/>` for ''; xen-api decodes
@@ -101,7 +107,23 @@ export async function xmlRpcCall(
       `XML-RPC fault from ${describeTarget(res.target)} for ${method}: ${String(f?.faultCode)} ${String(f?.faultString)}`
     )
   }
-  return unwrapEnvelope(response.value, method)
+  return withThumbprint(res, () => unwrapEnvelope(response.value, method))
+}
+
+/** Runs `decode`, attaching the response's master thumbprint to a HOST_IS_SLAVE error. */
+export function withThumbprint<T>(res: HttpResponse, decode: () => T): T {
+  try {
+    return decode()
+  } catch (error) {
+    if (
+      res.thumbprint !== undefined &&
+      error instanceof XapiError &&
+      error.code === 'HOST_IS_SLAVE'
+    ) {
+      error.masterFingerprint = res.thumbprint
+    }
+    throw error
+  }
 }
 
 /** Unwraps XAPI's `{Status, Value | ErrorDescription}` envelope. */
