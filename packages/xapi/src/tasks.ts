@@ -34,7 +34,9 @@ export async function callAsync<T>(
   const { signal } = opts
   signal?.throwIfAborted()
   const name = method.startsWith('Async.') ? method : `Async.${method}`
-  const ref = await caller.callWith<Ref<'task'>>(name, params, { ...(signal && { signal }) })
+  // Not aborted midway: XAPI may already have created the task, which must then be cancelled
+  // and destroyed, and that needs its ref. The call itself returns at once.
+  const ref = await caller.callWith<Ref<'task'>>(name, params, {})
   return (await watchOwnedTask(caller, watcher, ref, opts)) as T
 }
 
