@@ -1,0 +1,212 @@
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { startSimulator, type PoolDb, type Simulator } from '@xapi-ops/xapi-sim'
+import { describe, expect, test as base } from 'vitest'
+import { runScript, spawnScript, type ScriptResult } from './helpers.js'
+import { diskHashes, findVm, objectCounts } from './vm-export-helpers.js'
+
+// Seed `two-pools`: the files are exported from pool-a by vm-export, imported into pool-b.
+
+type Fixture = { sim: Simulator; dir: string }
+
+const test = base.extend<Fixture>({
+  // eslint-disable-next-line no-empty-pattern
+  sim: async ({}, use) => {
+    const sim = await startSimulator({ seed: 'two-pools', timeScale: 0.01 })
+    await use(sim)
+    await sim.close()
+  },
+  // eslint-disable-next-line no-empty-pattern
+  dir: async ({}, use) => {
+    const dir = await mkdtemp(join(tmpdir(), 'vm-import-'))
+    await use(dir)
+    await rm(dir, { recursive: true, force: true })
+  },
+})
+
+const poolA = (sim: Simulator): PoolDb => sim.db.pool('pool-a')
+const poolB = (sim: Simulator): PoolDb => sim.db.pool('pool-b')
+const envOf = (sim: Simulator, pool: number) => ({
+  XAPI_URL: sim.pools[pool]!.masterUrl,
+  XAPI_PASSWORD: sim.password,
+})
+
+function describeRun(r: ScriptResult): string {
+  return `exit ${r.code}\nstdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}`
+}
+
+/** Exports VMs of pool-a with vm-export; returns the files by VM name. */
+async function exportFromA(
+  sim: Simulator,
+  dir: string,
+  vms: string[],
+  compress: 'none' | 'gzip' | 'zstd' = 'none'
+): Promise<Record<string, string>> {
+  const args = ['--json', '--out', dir, '--compress', compress, ...vms.flatMap((v) => ['--vm', v])]
+  const r = await runScript('vm-export', args, { env: envOf(sim, 0) })
+  if (r.code !== 0) throw new Error(`vm-export failed: ${describeRun(r)}`)
+  return Object.fromEntries(r.results.map((x) => [x.name as string, x.file as string]))
+}
+
+function importInto(sim: Simulator, args: string[], signal?: AbortSignal): Promise<ScriptResult> {
+  return runScript('vm-import', ['--json', ...args], { env: envOf(sim, 1), signal })
+}
+
+describe('vm-import', () => {
+  test('round trip: export → import gives the same disks, into the SR named by --sr', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['web-01', 'db-01', 'build-01'], 'zstd')
+    const r = await importInto(
+      sim,
+      [files['web-01']!, files['db-01']!, files['build-01']!, '--sr', 'Shared NFS storage'],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    const sr = poolB(sim).find('SR', (s) => s.name_label === 'Shared NFS storage')![0]
+    for (const name of ['web-01', 'db-01', 'build-01']) {
+      const result = r.results.find((x) => x.name === name)!
+      expect.soft(result).toMatchObject({ status: 'ok', file: files[name] })
+      const [newRef, newVm] = findVm(poolB(sim), name)
+      expect.soft(result.newVm).toBe(newVm.uuid)
+      expect.soft(newVm.power_state).toBe('Halted')
+      const [srcRef] = findVm(poolA(sim), name)
+      expect.soft(diskHashes(poolB(sim), newRef)).toEqual(diskHashes(poolA(sim), srcRef))
+      for (const vbd of newVm.VBDs as string[]) {
+        const vdi = poolB(sim).get(poolB(sim).get(vbd)!.VDI as string)
+        if (vdi) expect.soft(vdi.SR).toBe(sr)
+      }
+    }
+  })
+
+  test('--restore keeps the uuid, --start starts the VM', async ({ sim, dir, signal }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const r = await importInto(sim, [files['build-01']!, '--restore', '--start'], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    const source = findVm(poolA(sim), 'build-01')[1]
+    expect(r.results[0]).toMatchObject({ status: 'ok', newVm: source.uuid, action: 'import_start' })
+    const [, imported] = findVm(poolB(sim), 'build-01')
+    expect(imported.uuid).toBe(source.uuid)
+    expect(imported.power_state).toBe('Running')
+  })
+
+  test('--dir imports every .xva, .xva.gz and .xva.zst file of a directory', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    await exportFromA(sim, dir, ['build-01'], 'gzip')
+    await exportFromA(sim, dir, ['cache-01'], 'zstd')
+    await exportFromA(sim, dir, ['paused-01'], 'none')
+    const r = await importInto(sim, ['--dir', dir], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.results.map((x) => x.name).sort()).toEqual(['build-01', 'cache-01', 'paused-01'])
+  })
+
+  test('--dry-run imports nothing', async ({ sim, dir, signal }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const before = objectCounts(poolB(sim))
+    const r = await importInto(sim, [files['build-01']!, '--dry-run'], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.results[0]).toMatchObject({ status: 'skipped' })
+    expect(objectCounts(poolB(sim))).toEqual(before)
+  })
+
+  test('a missing or non-XVA file fails alone: the batch goes on, nothing is left behind', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const junk = join(dir, 'junk.xva')
+    await writeFile(junk, 'this is not a tar archive\n'.repeat(100))
+    const missing = join(dir, 'missing.xva')
+    const before = objectCounts(poolB(sim))
+    const r = await importInto(sim, [missing, junk, files['build-01']!], signal)
+    expect(r.code, describeRun(r)).toBe(1)
+    expect(r.results.map((x) => x.status)).toEqual(['failed', 'failed', 'ok'])
+    expect(r.results[0]!.error).toMatch(/no such file/)
+    expect(r.results[1]!.error).toMatch(/not a valid XVA archive/)
+    expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
+  })
+
+  test('an unknown SR is exit 2 before anything is imported', async ({ sim, dir, signal }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const before = objectCounts(poolB(sim))
+    const r = await importInto(sim, [files['build-01']!, '--sr', 'No such SR'], signal)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--sr "No such SR": no SR with that uuid or name')
+    expect(objectCounts(poolB(sim))).toEqual(before)
+  })
+
+  test('a corrupt archive is refused locally; with --no-verify the server refuses it and no VM is left', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const corrupt = join(dir, 'corrupt.xva')
+    const bytes = await readFile(files['build-01']!)
+    // A byte inside the first data block (after ova.xml's header and content).
+    bytes[bytes.length - 3 * 1024 * 1024]! ^= 0xff
+    await writeFile(corrupt, bytes)
+    const before = objectCounts(poolB(sim))
+    const local = await importInto(sim, [corrupt], signal)
+    expect(local.code, describeRun(local)).toBe(1)
+    expect(local.results[0]!.error).toMatch(/not a valid XVA archive.*checksum/i)
+    expect(local.events.some((e) => e.kind === 'import-start')).toBe(false)
+
+    const remote = await importInto(sim, [corrupt, '--no-verify'], signal)
+    expect(remote.code, describeRun(remote)).toBe(1)
+    expect(remote.events.some((e) => e.kind === 'import-start')).toBe(true)
+    expect(remote.results[0]!.error).toMatch(/IMPORT_ERROR/)
+    expect(objectCounts(poolB(sim))).toEqual(before)
+  })
+
+  test('a dropped connection fails the import and leaves no VM behind', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['web-01'])
+    await copyFile(files['web-01']!, join(dir, 'second.xva'))
+    sim.faults.transfer.dropAfterBytes(4_000_000, { on: 'import' })
+    const before = objectCounts(poolB(sim))
+    const r = await importInto(
+      sim,
+      [files['web-01']!, join(dir, 'second.xva'), '--concurrency', '1'],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(1)
+    expect(r.results.map((x) => x.status)).toEqual(['failed', 'ok'])
+    expect(typeof r.results[0]!.error).toBe('string')
+    expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
+    expect(objectCounts(poolB(sim)).vdis).toBe(before.vdis + 1)
+  })
+
+  test('SIGINT mid-import: cancelled, no VM left behind, exit 130', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['web-01', 'build-01'])
+    sim.faults.transfer.slowImportReader(1024 * 1024)
+    const before = objectCounts(poolB(sim))
+    const run = spawnScript(
+      'vm-import',
+      ['--json', files['web-01']!, files['build-01']!, '--concurrency', '1'],
+      { env: envOf(sim, 1), signal }
+    )
+    await run.waitForLine((l) => l.kind === 'import-start')
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    run.child.kill('SIGINT')
+    const r = await run.done
+    expect(r.code, describeRun(r)).toBe(130)
+    expect(r.results.map((x) => x.status)).toEqual(['failed', 'skipped'])
+    expect(r.results[0]!.error).toMatch(/interrupted/)
+    await expect.poll(() => objectCounts(poolB(sim))).toEqual(before)
+  })
+})
