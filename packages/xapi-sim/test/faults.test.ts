@@ -37,6 +37,13 @@ describe('faults', () => {
     )
   })
 
+  it('pool.designate_new_master moves the master like a real transition', async () => {
+    const [h1, h2] = sim.pools[0]!.hosts
+    await ok(url, 'pool.designate_new_master', s, h2!.ref)
+    expect(sim.pools[0]!.masterUrl).toBe(h2!.url)
+    expect((await failure(h1!.url, 'pool.get_all', s))[0]).toBe('HOST_IS_SLAVE')
+  })
+
   it('failMethod: sync calls fail; Async calls get a failed task; times is honoured', async () => {
     const [vm] = await ok(url, 'VM.get_by_name_label', s, 'web-01')
     sim.faults.failMethod('VM.clean_shutdown', 'VM_SHUTDOWN_TIMEOUT', [vm, '1200'], { times: 2 })

@@ -185,6 +185,53 @@ describe('more generated messages', () => {
   })
 })
 
+describe('storage messages', () => {
+  it('VDI.create, VBD.create/destroy, VDI.snapshot/clone/copy, allowed devices', async () => {
+    const vm = await vmByName('build-01')
+    const [pool] = await ok(url, 'pool.get_all', s)
+    const sr = await ok(url, 'pool.get_default_SR', s, pool)
+    const vdi = await ok(url, 'VDI.create', s, {
+      SR: sr,
+      virtual_size: String(4 * 2 ** 20),
+      name_label: 'scratch',
+      type: 'user',
+      sharable: false,
+      read_only: false,
+      other_config: {},
+    })
+    expect(await ok(url, 'VDI.get_virtual_size', s, vdi)).toBe(String(4 * 2 ** 20))
+    expect(await ok(url, 'SR.get_VDIs', s, sr)).toContain(vdi)
+    const free = await ok(url, 'VM.get_allowed_VBD_devices', s, vm)
+    expect(free).not.toContain('0')
+    const vbd = await ok(url, 'VBD.create', s, {
+      VM: vm,
+      VDI: vdi,
+      userdevice: free[0],
+      bootable: false,
+      mode: 'RW',
+      type: 'Disk',
+      empty: false,
+      other_config: {},
+    })
+    expect(await ok(url, 'VM.get_VBDs', s, vm)).toContain(vbd)
+    expect(await ok(url, 'VDI.get_VBDs', s, vdi)).toEqual([vbd])
+    expect(
+      await failure(url, 'VBD.create', s, { VM: vm, VDI: vdi, userdevice: free[0], empty: false })
+    ).toEqual(['DEVICE_ALREADY_EXISTS', free[0]])
+    const snap = await ok(url, 'VDI.snapshot', s, vdi, {})
+    expect(await ok(url, 'VDI.get_snapshot_of', s, snap)).toBe(vdi)
+    const copy = await ok(url, 'VDI.copy', s, vdi, sr)
+    const db = sim.db.pool('pool-a')
+    expect(db.vdiContent.get(copy)!.hash()).toBe(db.vdiContent.get(vdi)!.hash())
+    expect(await ok(url, 'VDI.get_is_a_snapshot', s, await ok(url, 'VDI.clone', s, vdi, {}))).toBe(
+      false
+    )
+    await ok(url, 'VBD.destroy', s, vbd)
+    expect(await ok(url, 'VM.get_VBDs', s, vm)).not.toContain(vbd)
+    expect(await ok(url, 'VM.get_allowed_VIF_devices', s, vm)).not.toContain('0')
+  })
+})
+
 describe('tasks', () => {
   it('Async.* returns a task that ends success with an XML-RPC value fragment as result', async () => {
     const vm = await vmByName('build-01')

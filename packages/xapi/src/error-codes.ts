@@ -75,6 +75,7 @@ export const XAPI_ERROR_PARAMS = {
   SESSION_NOT_REGISTERED: ['handle'],
   ONLY_PROVISION_TEMPLATE: [],
   ONLY_REVERT_SNAPSHOT: [],
+  DEVICE_ALREADY_EXISTS: ['device'],
 } as const satisfies Record<string, readonly string[]>
 
 /** A code in {@link XAPI_ERROR_PARAMS}. */

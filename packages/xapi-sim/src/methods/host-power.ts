@@ -78,3 +78,15 @@ defineMethod('host.reboot', {
   async: true,
   run: (ctx, [h]) => powerOff(ctx, h as string, true),
 })
+
+// pool.designate_new_master(host): the given host becomes master (the old one answers
+// HOST_IS_SLAVE from now on); sessions stay valid, as after a real transition.
+defineMethod('pool.designate_new_master', {
+  arity: [1],
+  async: true,
+  async run(ctx, [h]) {
+    const host = ctx.db.require('host', h)
+    await ctx.state.sleep(5 * S)
+    ctx.state.faults.makeMaster(ctx.pool.name, host.name_label as string)
+  },
+})
