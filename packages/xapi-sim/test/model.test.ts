@@ -404,6 +404,15 @@ describe('events', () => {
     ])
   })
 
+  it('a blocked event.from fails with SESSION_INVALID when its session logs out', async () => {
+    const s2 = await login(url, sim.user, sim.password)
+    const { token } = await ok(url, 'event.from', s2, ['pool'], '', 0)
+    const waiting = failure(url, 'event.from', s2, ['pool'], token, 30)
+    await new Promise((r) => setTimeout(r, 50))
+    await ok(url, 'session.logout', s2)
+    expect(await waiting).toEqual(['SESSION_INVALID', s2])
+  })
+
   it('bad tokens and subscriptions', async () => {
     expect(await failure(url, 'event.from', s, ['vm'], 'garbage', 0)).toEqual([
       'EVENT_FROM_TOKEN_PARSE_FAILURE',

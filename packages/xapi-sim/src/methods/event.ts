@@ -150,7 +150,12 @@ async function eventFrom(
     if (events.length > 0 || left <= 0 || ctx.state.closing.signal.aborted) {
       return { events, valid_ref_counts: validRefCounts(db), token: formatToken(from) }
     }
-    if (db.generation === seenGeneration) await db.waitForChange(left, ctx.state.closing.signal)
+    // xapi wakes blocked event.from calls of a session that is logged out: SESSION_INVALID
+    if (ctx.session && !ctx.state.sessions.has(ctx.session.ref)) {
+      throw new XapiFailure('SESSION_INVALID', [ctx.session.ref])
+    }
+    if (db.generation === seenGeneration)
+      await db.waitForChange(Math.min(left, 500), ctx.state.closing.signal)
   }
 }
 
