@@ -119,7 +119,7 @@ defineMethod('host.evacuate', {
       try {
         for (let i = 0; i < moves.length; i += batch) {
           ctx.task.checkCancelled()
-          await Promise.all(
+          const results = await Promise.allSettled(
             moves.slice(i, i + batch).map(async ([vm, dest]) => {
               const sub = migrateSubtask(ctx, vm, dest, running)
               try {
@@ -130,6 +130,10 @@ defineMethod('host.evacuate', {
               ctx.task.setProgress(++done / Math.max(1, moves.length))
             })
           )
+          // our own cancellation first (the subtasks were cancelled with it), then other failures
+          ctx.task.checkCancelled()
+          const failed = results.find((r) => r.status === 'rejected')
+          if (failed) throw (failed as PromiseRejectedResult).reason
         }
       } finally {
         ctx.task.signal.removeEventListener('abort', onCancel)
