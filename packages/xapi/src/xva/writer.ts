@@ -125,7 +125,8 @@ export function createXvaWriter(opts: XvaWriterOptions): XvaReadable {
     yield TAR_END
   }
 
-  const tar = Readable.from(generate(), { objectMode: false, highWaterMark: 4 * XVA_BLOCK_SIZE })
+  // objectMode: chunks are handed over one by one (a byte-mode read() would concatenate them)
+  const tar = Readable.from(generate(), { objectMode: true, highWaterMark: 16 })
   let out: Readable = tar
   const compression = opts.compression ?? 'none'
   if (compression !== 'none') {
