@@ -219,6 +219,28 @@ describe('snapshots, destroy, VDI.destroy', () => {
     }
   })
 
+  it('VM.checkpoint keeps the memory image; VM.revert restores disks and power state', async () => {
+    const ref = await vm('web-01')
+    const cp = await ok(url, 'VM.checkpoint', s, ref, 'web-01 checkpoint')
+    const cpRec = await rec(cp)
+    expect(cpRec).toMatchObject({ is_a_snapshot: true, power_state: 'Suspended', snapshot_of: ref })
+    expect(await ok(url, 'VDI.get_type', s, cpRec.suspend_VDI)).toBe('suspend')
+    const db = sim.db.pool('pool-a')
+    const [snap] = (await rec(ref)).snapshots.filter((x: string) => x !== cp)
+    const diskHashes = (v: string) =>
+      (db.get(v)!.VBDs as string[])
+        .map((b) => db.get(b)!.VDI as string)
+        .filter((x) => db.has('VDI', x))
+        .map((x) => db.vdiContent.get(x)!.hash())
+    await ok(url, 'VM.revert', s, snap)
+    const r = await rec(ref)
+    expect(r).toMatchObject({ power_state: 'Halted', parent: snap })
+    expect(diskHashes(ref)).toEqual(diskHashes(snap))
+    await ok(url, 'VM.revert', s, cp)
+    expect(await ok(url, 'VM.get_power_state', s, ref)).toBe('Suspended')
+    expect(await failure(url, 'VM.revert', s, ref)).toEqual(['ONLY_REVERT_SNAPSHOT'])
+  })
+
   it('VM.destroy keeps the VDIs; VDI.destroy removes them; VDI_IN_USE while attached', async () => {
     const ref = await vm('build-01')
     const db = sim.db.pool('pool-a')

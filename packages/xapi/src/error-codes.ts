@@ -76,6 +76,7 @@ export const XAPI_ERROR_PARAMS = {
   ONLY_PROVISION_TEMPLATE: [],
   ONLY_REVERT_SNAPSHOT: [],
   DEVICE_ALREADY_EXISTS: ['device'],
+  VM_REVERT_FAILED: ['vm', 'snapshot'],
 } as const satisfies Record<string, readonly string[]>
 
 /** A code in {@link XAPI_ERROR_PARAMS}. */
