@@ -88,6 +88,39 @@ describe('cli', () => {
     }
   })
 
+  it('applies fault flags', async () => {
+    const { child, first, stderr } = startCli([
+      '--seed',
+      'small',
+      '--time-scale',
+      '0.001',
+      '--fault-fail',
+      'VM.start=NO_HOSTS_AVAILABLE',
+      '--fault-stubborn',
+      'web-01=no-pv',
+      '--fault-expire-sessions',
+      '5',
+    ])
+    try {
+      const info = await first
+      if ('exitCode' in info) throw new Error(`cli exited ${info.exitCode}: ${stderr()}`)
+      const url = info.pools[0].master
+      const s = await login(url, info.user, info.password)
+      const [vm] = await ok(url, 'VM.get_by_name_label', s, 'build-01')
+      const { failure } = await import('./rpc.js')
+      expect(await failure(url, 'VM.start', s, vm, false, false)).toEqual(['NO_HOSTS_AVAILABLE'])
+      const [web] = await ok(url, 'VM.get_by_name_label', s, 'web-01')
+      expect(await ok(url, 'VM.get_allowed_operations', s, web)).not.toContain('clean_shutdown')
+      await ok(url, 'pool.get_all', s)
+      expect(await failure(url, 'pool.get_all', s)).toEqual(['SESSION_INVALID', s])
+    } finally {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM')
+        await once(child, 'exit')
+      }
+    }
+  })
+
   it('exits 2 with every problem of a bad seed file named by path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'xapi-sim-seed-'))
     const file = join(dir, 'seed.json')
