@@ -3,14 +3,11 @@ import { METHODS, defineMethod } from '../rpc/registry.js'
 
 let cached: string[] | undefined
 
-/** Every method name, `Async.` variants included (what `system.listMethods` returns). */
+/** Every method name, as `system.listMethods` returns them (sync wire names only, as xapi). */
 export function allMethodNames(): string[] {
   if (!cached) {
     const names = new Set<string>(genericMethodNames())
-    for (const [name, spec] of METHODS) {
-      names.add(name)
-      if (spec.async) names.add(`Async.${name}`)
-    }
+    for (const name of METHODS.keys()) names.add(name)
     cached = [...names].sort()
   }
   return cached
