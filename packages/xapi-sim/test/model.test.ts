@@ -277,7 +277,7 @@ describe('tasks', () => {
       const s2 = await login(u, sim2.user, sim2.password)
       const [vm] = await ok(u, 'VM.get_by_name_label', s2, 'web-01')
       sim2.faults.stubbornVm('web-01', 'slow', { cleanShutdownS: 60 })
-      const task = await ok(u, 'VM.clean_shutdown', s2, vm)
+      const task = await ok(u, 'Async.VM.clean_shutdown', s2, vm)
       expect(await ok(u, 'VM.get_current_operations', s2, vm)).toEqual({ [task]: 'clean_shutdown' })
       expect(await ok(u, 'task.get_allowed_operations', s2, task)).toContain('cancel')
       await ok(u, 'task.cancel', s2, task)
