@@ -190,4 +190,27 @@ describe('PUT /import', () => {
     expect(vm).not.toBe(src)
     expect(hashes(vm)).toEqual(hashes(src))
   })
+
+  it('a host that cannot see the SR answers 302 to one that can (before reading the body)', async () => {
+    const [a1, a2] = f.sim.pools[0]!.hosts
+    const local = f.sim.db.find('SR', (r) => r.name_label === `Local storage ${a1!.name}`)![0]
+    const path = `/import?session_id=${f.session}&sr_id=${local}`
+    const r = await raw(
+      a2!.url,
+      `PUT ${path} HTTP/1.1\r\nHost: sim\r\nContent-Length: ${xva.length}\r\n\r\n`,
+      {
+        body: xva,
+      }
+    )
+    expect(r.status).toBe(302)
+    expect(r.headers['location']).toBe(a1!.url + path)
+    const there = await raw(
+      a1!.url,
+      `PUT ${path} HTTP/1.1\r\nHost: sim\r\nContent-Length: ${xva.length}\r\n\r\n`,
+      {
+        body: xva,
+      }
+    )
+    expect((await taskResult(f, there.headers['task-id']!)).status).toBe('success')
+  })
 })

@@ -29,6 +29,12 @@ function resolveVm(ctx: SimContext, args: HttpArgs): string {
   return byUuid
 }
 
+/** The SRs of the disks an export streams. */
+function exportSrs(ctx: SimContext, vm: string, preserve: boolean): string[] {
+  const exp = collectVmExport(ctx, vm, { preservePowerState: preserve })
+  return [...new Set(exp.disks.map((d) => ctx.db.get(d.vdi)!.SR as string))]
+}
+
 /** Sends raw bytes with backpressure. */
 async function write(socket: Socket, chunk: Buffer): Promise<void> {
   if (socket.destroyed) throw new Error('connection closed by the client')
@@ -61,6 +67,7 @@ export async function handleExport(
     realm: 'VM.export',
     label: 'Export of VM',
     kind: 'export',
+    srs: () => exportSrs(ctx, resolveVm(ctx, args), args.param('preserve_power_state') === 'true'),
   })
   if (!start) return
   const { taskRef } = start

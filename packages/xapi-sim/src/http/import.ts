@@ -70,6 +70,7 @@ export async function handleImport(
     realm: metadata ? 'VM.metadata_import' : 'VM.import',
     label: metadata ? 'VM metadata import' : 'VM import',
     kind: 'import',
+    srs: () => (metadata ? [] : [resolveSr(ctx, args)]),
   })
   if (!start) return
   const { taskRef } = start

@@ -24,7 +24,14 @@ export function startTransfer(
   req: IncomingMessage,
   res: ServerResponse,
   args: HttpArgs,
-  opts: { realm: string; label: string; kind: TransferKind; description?: string }
+  opts: {
+    realm: string
+    label: string
+    kind: TransferKind
+    description?: string
+    /** The SRs the transfer reads or writes: a host that cannot see them all redirects. */
+    srs?: () => string[]
+  }
 ): TransferStart | undefined {
   const given = args.param('task_id')
   const givenTask = given !== undefined && ctx.tasks.get(given) ? given : undefined
@@ -43,7 +50,10 @@ export function startTransfer(
     return undefined
   }
   const to = transferFaultsOf(ctx.faults).takeRedirect(opts.kind, ctx.host.name)
-  const url = to === undefined ? undefined : ctx.pool.hosts.find((h) => h.name === to)?.url
+  const url =
+    to === undefined
+      ? storageRedirect(ctx, opts.srs)
+      : ctx.pool.hosts.find((h) => h.name === to)?.url
   if (url !== undefined) {
     sendRedirect(res, url, req)
     done()
@@ -63,7 +73,34 @@ export function startTransfer(
   }
 }
 
-/** Throttled task progress: at most every 1% or every second, whichever is rarer... or on demand. */
+/** Host refs with an attached PBD for `sr`. */
+function hostsSeeing(ctx: SimContext, sr: string): Set<string> {
+  const pbds = (ctx.db.get(sr)?.PBDs as string[] | undefined) ?? []
+  return new Set(
+    pbds
+      .map((p) => ctx.db.get(p))
+      .flatMap((p) => (p && p.currently_attached !== false ? [p.host as string] : []))
+  )
+}
+
+/**
+ * xapi's storage check: when the receiving host cannot see every SR, the URL of a pool member that
+ * can (302 there); undefined when this host can, or when no host can (served here then).
+ */
+function storageRedirect(ctx: SimContext, srs: (() => string[]) | undefined): string | undefined {
+  let needed: string[]
+  try {
+    needed = srs?.() ?? []
+  } catch {
+    return undefined // a bad VM/SR argument is reported by the handler itself
+  }
+  const seeing = needed.map((sr) => hostsSeeing(ctx, sr))
+  const sees = (host: string) => seeing.every((s) => s.has(host))
+  if (sees(ctx.host.ref)) return undefined
+  return ctx.pool.hosts.find((h) => sees(h.ref))?.url
+}
+
+/** Task progress setter that writes at most every 1% or once a second (each write is an event). */
 export function progressUpdater(ctx: SimContext, taskRef: string): (fraction: number) => void {
   let last = -1
   let at = 0
