@@ -172,8 +172,9 @@ describe('slow and stalled transfers', () => {
   })
 
   it('task progress counts as life: no bytes for a while is not a stall', async ({ sim, src }) => {
-    faults(sim).stallSeconds(3, { afterBytes: 1_000_000, on: 'export', keepProgress: true })
-    const outcome = await exportOutcome(src, vmRef(sim, 'halted'), { stallTimeoutMs: 2_500 })
+    // Longer than the stall timeout; the task's progress moves every second meanwhile.
+    faults(sim).stallSeconds(4, { afterBytes: 1_000_000, on: 'export', keepProgress: true })
+    const outcome = await exportOutcome(src, vmRef(sim, 'halted'), { stallTimeoutMs: 3_000 })
     expect(outcome.task.status).toBe('fulfilled')
   })
 
