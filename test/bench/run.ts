@@ -3,7 +3,7 @@
  * in one harness. Each figure is measured side by side with its baseline in the same run; the
  * results go to BENCHMARKS.md and BENCHMARKS.json (in --out, default the repository root).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { cpus, totalmem, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -30,6 +30,7 @@ if (only && selected.length !== only.length) {
 
 const argv = process.argv.slice(2).join(' ')
 const command = `npm run bench${argv ? ` -- ${argv}` : ''}`
+await mkdir(outDir, { recursive: true })
 const tmpDir = await mkdtemp(join(tmpdir(), 'xapi-ops-bench-'))
 const results: BenchResult[] = []
 const started = Date.now()
