@@ -6,7 +6,14 @@ import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
 import { startSimulator } from '@xapi-ops/xapi-sim'
-import { connect, exportVm, importVm, verifyXva, type TransferProgress } from '../src/index.js'
+import {
+  connect,
+  exportVm,
+  importVm,
+  verifyXva,
+  type Ref,
+  type TransferProgress,
+} from '../src/index.js'
 import {
   MiB,
   TRANSFER_SEED,
@@ -150,6 +157,34 @@ describe('pool to pool', () => {
     expect(maxAhead).toBeLessThan(32 * MiB)
     expect(vmNames(sim, 1)).toEqual(['big'])
     expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+})
+
+describe('refused imports', () => {
+  it('an import refused before its body gets the task error; the export feeding it is cancelled', async ({
+    sim,
+    src,
+    dst,
+    signal,
+  }) => {
+    const exported = await exportVm(src, vmRef(sim, 'halted'), { signal })
+    const bogus = 'OpaqueRef:00000000-0000-0000-0000-000000000000' as Ref<'SR'>
+    const [imported, exportTask] = await Promise.allSettled([
+      importVm(dst, exported.body, { sr: bogus, signal }),
+      exported.task,
+    ])
+    expect(imported).toMatchObject({
+      status: 'rejected',
+      reason: { name: 'XapiError', code: 'HANDLE_INVALID' },
+    })
+    expect(exportTask).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'XAPI_CLIENT_BODY_DESTROYED' },
+    })
+    expect(sim.calls.some((c) => c.method === 'task.cancel')).toBe(true)
+    expect(vmNames(sim, 1)).toEqual([])
+    await expect.poll(() => taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+    await expect.poll(() => sim.db.get(vmRef(sim, 'halted'))?.current_operations).toEqual({})
   })
 })
 
