@@ -31,6 +31,20 @@ type EventCaller = {
 }
 
 const DEFAULT_TIMEOUT_S = 60
+const EMPTY_BATCH_PAUSE_MS = 1_000
+
+/** Waits `ms`; resolves early (without throwing) when `signal` aborts. */
+export function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
 
 /**
  * `event.from`'s timeout is a float, and older ocaml-rpc releases reject an int where a float is
@@ -61,6 +75,7 @@ export async function* watchEvents(
   for (;;) {
     signal?.throwIfAborted()
     let batch: { events?: unknown; token?: unknown }
+    const started = Date.now()
     try {
       batch = await caller.callWith('event.from', [[...classes], token, wireFloat(timeoutS)], {
         ...(signal && { signal }),
@@ -78,7 +93,12 @@ export async function* watchEvents(
       throw error
     }
     if (typeof batch.token === 'string') token = batch.token
-    if (!Array.isArray(batch.events)) continue
+    if (!Array.isArray(batch.events) || batch.events.length === 0) {
+      // xapi answers an empty batch only after the timeout; a server answering at once would
+      // otherwise be polled in a tight loop.
+      if (Date.now() - started < (timeoutS * 1000) / 2) await pause(EMPTY_BATCH_PAUSE_MS, signal)
+      continue
+    }
     for (const raw of batch.events as Array<Record<string, unknown>>) {
       const cls = String(raw.class ?? '')
       const snapshot = raw.snapshot

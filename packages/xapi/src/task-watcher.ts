@@ -1,5 +1,5 @@
 import { XapiError, isXapiClientError, isXapiError } from './errors.js'
-import { wireFloat } from './events.js'
+import { pause, wireFloat } from './events.js'
 import { normalizeRecord, type TaskRecord } from './records.js'
 import type { Ref } from './refs.js'
 import { decodeXmlRpcValue } from './transport/codec.js'
@@ -124,6 +124,7 @@ export class TaskWatcher {
     let failures = 0
     while (this.#waiters.size > 0 && !signal.aborted) {
       let batch: { events?: unknown; token?: unknown }
+      const started = Date.now()
       try {
         batch = await this.#caller.callWith(
           'event.from',
@@ -151,11 +152,16 @@ export class TaskWatcher {
           return this.#poll(signal)
         }
         if (isXapiClientError(error, 'XAPI_CLIENT_CLOSED') || ++failures > 3) throw error
-        await delay(POLL_MIN_MS * 2 ** failures, signal)
+        await pause(POLL_MIN_MS * 2 ** failures, signal)
         continue
       }
       if (typeof batch.token === 'string') token = batch.token
-      if (!Array.isArray(batch.events)) continue
+      if (!Array.isArray(batch.events) || batch.events.length === 0) {
+        // An empty batch long before the timeout: a server not long-polling; do not spin.
+        if (Date.now() - started < (EVENT_TIMEOUT_S * 1000) / 2)
+          await pause(POLL_MAX_MS / 5, signal)
+        continue
+      }
       for (const event of batch.events as Array<{
         class?: string
         ref?: string
@@ -177,7 +183,7 @@ export class TaskWatcher {
   async #poll(signal: AbortSignal): Promise<void> {
     let interval = POLL_MIN_MS
     while (this.#waiters.size > 0 && !signal.aborted) {
-      await delay(interval, signal)
+      await pause(interval, signal)
       interval = Math.min(POLL_MAX_MS, interval * 1.5)
       await Promise.all(
         [...this.#waiters.keys()].map((ref) =>
@@ -240,16 +246,4 @@ export function decodeTaskResult(result: unknown): unknown {
   const text = result.trim()
   if (!text.startsWith('<')) return result
   return decodeXmlRpcValue(text)
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms)
-    function done() {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }
