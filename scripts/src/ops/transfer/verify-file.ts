@@ -45,7 +45,7 @@ export async function verifyFile(
   }
   try {
     const summary = await verifier.result
-    return { bytes: tap.bytes, sha256: tap.digest(), summary }
+    return { bytes: tap.bytes, sha256: await tap.digest(), summary }
   } catch (error) {
     throw new XvaVerificationError(`not a valid XVA archive: ${message(error)}`, { cause: error })
   }

@@ -66,6 +66,7 @@ export async function writeExport(
       throw why instanceof XvaVerificationError ? why : new TransferBrokenError(why)
     }
     if (finished.status === 'rejected') throw verdict(finished.reason)
+    const sha256 = await tap.digest()
     // fsync through a new descriptor: it flushes the file's pages whichever fd wrote them.
     const handle = await open(part, 'r+')
     try {
@@ -76,7 +77,7 @@ export async function writeExport(
     await rename(part, final)
     await fsyncDir(dir)
     done = true
-    return { bytes: tap.bytes, sha256: tap.digest() }
+    return { bytes: tap.bytes, sha256 }
   } catch (error) {
     throw isLocalFsError(error) ? localError(error, part) : error
   } finally {
