@@ -160,9 +160,11 @@ describe('slow and stalled transfers', () => {
       status: 'rejected',
       reason: { code: 'XAPI_CLIENT_STALLED' },
     })
-    expect((outcome.task as PromiseRejectedResult).reason.message).toMatch(
-      /no data and no task progress for 600 ms/
+    const { message } = (outcome.task as PromiseRejectedResult).reason as Error
+    expect(message).toMatch(
+      /^GET http:\/\/127\.0\.0\.1:\d+\/export stalled: no data and no task progress for 600 ms/
     )
+    expect(message).not.toContain(await src.sessionRef())
     expect(outcome.body).toMatchObject({
       status: 'rejected',
       reason: { code: 'XAPI_CLIENT_STALLED' },
