@@ -495,6 +495,28 @@ describe('vm-export', () => {
     expect(sim.calls.filter((c) => c.method === 'Async.VM.snapshot')).toHaveLength(1)
   })
 
+  test('SIGINT during an offline export: the VM is started again, exit 130', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
+    const [ref] = findVm(pool(sim), 'web-01')
+    const run = spawnScript(
+      'vm-export',
+      ['--json', '--vm', 'web-01', '--running', 'offline', '--out', dir],
+      { env: env(sim), signal }
+    )
+    await run.waitForLine((l) => l.kind === 'export-start')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    run.child.kill('SIGINT')
+    const r = await run.done
+    expect(r.code, describeRun(r)).toBe(130)
+    expect(r.events.some((e) => e.kind === 'vm-restarted')).toBe(true)
+    expect(pool(sim).get(ref)!.power_state).toBe('Running')
+    expect(await listDir(dir)).toEqual([])
+  })
+
   test('at most 2 exports per host, --concurrency in all', async ({ sim, dir, signal }) => {
     sim.faults.transfer.throttleBytesPerSec(8 * 1024 * 1024, { on: 'export' })
     // web-01 and paused-01 run on xcp-a1; halted build-01 and suspended cache-01 are served by the master (xcp-a1) too.

@@ -2,12 +2,13 @@ import { join } from 'node:path'
 import type { Ref, XapiClient } from '@xapi-ops/xapi'
 import { describeError } from '../../lib/errors.js'
 import type { ItemResult } from '../../lib/results.js'
+import { removeQuietly } from '../transfer/fs-utils.js'
 import type { ProgressDisplay, TransferHandle } from '../transfer/progress-display.js'
 import { backoffMs, isRetriable, sleep } from '../transfer/retry.js'
 import type { VmExportEvent } from './events.js'
 import { checkFreeSpace, type SpaceBudget } from './free-space.js'
 import type { ManifestEntry, ManifestStore } from './manifest.js'
-import type { Compression } from './naming.js'
+import { exportPaths, type Compression } from './naming.js'
 import type { ExportItem } from './plan.js'
 import { checkExisting } from './resume.js'
 import {
@@ -58,6 +59,8 @@ export async function runExportJob(
   let result: ItemResult
   try {
     signal.throwIfAborted()
+    // A `.part` left by a killed run is never a result: it goes, whatever happens next.
+    await removeQuietly(exportPaths(ctx.dir, item.file).part)
     if (!ctx.overwrite) {
       const existing = await checkExisting(ctx.manifest, item, { ...ctx, signal })
       if (existing.state === 'verified') {
