@@ -132,7 +132,7 @@ function streamBody(
     run.signal.addEventListener(
       'abort',
       () => {
-        destroyConnection(conn, true)
+        destroyConnection(conn, !run.over)
         tap?.destroy()
         const reason: unknown = run.signal.reason
         reject(reason)

@@ -76,7 +76,9 @@ async function upload(
     run.signal
   )
   run.markAnswered(head.status)
-  run.signal.addEventListener('abort', () => destroyConnection(conn, true), { once: true })
+  run.signal.addEventListener('abort', () => destroyConnection(conn, !run.over), {
+    once: true,
+  })
   if (head.status !== 200) {
     destroyConnection(conn)
     // 403 for a Transfer-Encoding, 500/400 for DEFAULT_SR_NOT_FOUND…: the task says which.

@@ -105,6 +105,11 @@ export class TransferRun {
     if (status !== 200) this.#graceMs = STATUS_VERDICT_GRACE_MS
   }
 
+  /** True once the transfer is over (its I/O is then released, not reset). */
+  get over(): boolean {
+    return this.#settled
+  }
+
   /** Records the first failure and aborts the transfer's I/O. */
   fail(error: unknown): void {
     if (!this.#ctl.signal.aborted) this.#ctl.abort(error)
