@@ -2,7 +2,8 @@ import http from 'node:http'
 import { Readable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { verifyXva } from '@xapi-ops/xapi'
-import { ok } from './rpc.js'
+import { startSimulator } from '../src/index.js'
+import { login, ok, waitTask } from './rpc.js'
 import { fixture, get, raw, taskResult } from './http-helpers.js'
 import type { Fixture } from './http-helpers.js'
 
@@ -149,5 +150,40 @@ describe('transfer faults', () => {
     const slow = await put()
     expect((await taskResult(f, slow.headers['task-id']!)).status).toBe('success')
     expect(f.sim.db.filter('VM').length).toBe(before + 1)
+  })
+
+  it('task.cancel while the client does not read: the task ends cancelled, the connection closes', async () => {
+    const seed = {
+      pools: [
+        {
+          name: 'p',
+          hosts: [{ name: 'h' }],
+          srs: [{ name: 's', type: 'nfs', shared: true, default: true, sizeGiB: 100 }],
+          networks: [{ name: 'n' }],
+          vms: [{ name: 'big', powerState: 'Halted', disks: [{ sizeMiB: 512, allocated: 1 }] }],
+        },
+      ],
+    }
+    await using sim = await startSimulator({ seed: seed as never, timeScale: 0.001 })
+    const url = sim.pools[0]!.masterUrl
+    const session = await login(url, sim.user, sim.password)
+    const vm = sim.db.find('VM', (r) => r.name_label === 'big')![0]
+    const { res, task } = await new Promise<{ res: http.IncomingMessage; task: string }>(
+      (resolve, reject) => {
+        http
+          .get(`${url}/export?session_id=${session}&ref=${vm}`, { agent: false }, (res) => {
+            res.pause() // never read: the server blocks on a full socket
+            resolve({ res, task: res.headers['task-id'] as string })
+          })
+          .on('error', reject)
+      }
+    )
+    await new Promise((r) => setTimeout(r, 300))
+    await ok(url, 'task.cancel', session, task)
+    const t = await waitTask(url, session, task)
+    expect(t.status).toBe('cancelled')
+    expect(sim.db.get(vm)!.current_operations).toEqual({})
+    res.resume()
+    await new Promise((resolve) => res.socket.once('close', resolve))
   })
 })

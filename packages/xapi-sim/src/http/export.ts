@@ -93,7 +93,11 @@ export async function handleExport(
       streaming = true
       ctx.tasks.setCancellable(taskRef, true)
       const abort = new AbortController()
-      const stop = () => abort.abort()
+      // cancelled (or closing): xapi drops the connection, even one stuck on a client not reading
+      const stop = () => {
+        abort.abort()
+        socket.destroy()
+      }
       task.signal.addEventListener('abort', stop)
       ctx.closing.addEventListener('abort', stop)
       socket.once('close', stop)

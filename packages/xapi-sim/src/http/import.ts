@@ -111,7 +111,11 @@ export async function handleImport(
   const task = ctx.tasks.handle(taskRef)
   const progress = progressUpdater(ctx, taskRef)
   const abort = new AbortController()
-  const stop = () => abort.abort()
+  // cancelled (or closing): xapi drops the connection, even one stuck on a client not reading
+  const stop = () => {
+    abort.abort()
+    socket.destroy()
+  }
   task.signal.addEventListener('abort', stop)
   ctx.closing.addEventListener('abort', stop)
   ctx.tasks.setCancellable(taskRef, true)
