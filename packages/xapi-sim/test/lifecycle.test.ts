@@ -161,6 +161,46 @@ describe('power lifecycle', () => {
   })
 })
 
+describe('memory and VCPUs', () => {
+  it('set_memory*, MEMORY_CONSTRAINT_VIOLATION, power-state rules, free memory', async () => {
+    const halted = await vm('build-01')
+    await ok(url, 'VM.set_memory', s, halted, String(2 ** 31))
+    expect(await rec(halted)).toMatchObject({
+      memory_static_max: String(2 ** 31),
+      memory_dynamic_min: String(2 ** 31),
+    })
+    expect(
+      (
+        await failure(
+          url,
+          'VM.set_memory_dynamic_range',
+          s,
+          halted,
+          String(2 ** 32),
+          String(2 ** 31)
+        )
+      )[0]
+    ).toBe('MEMORY_CONSTRAINT_VIOLATION')
+    const running = await vm('web-01')
+    expect(await failure(url, 'VM.set_memory', s, running, String(2 ** 30))).toEqual([
+      'VM_BAD_POWER_STATE',
+      running,
+      'halted',
+      'running',
+    ])
+    await ok(url, 'VM.set_memory_dynamic_range', s, running, String(2 ** 29), String(2 ** 30))
+    expect(await failure(url, 'VM.set_VCPUs_number_live', s, running, '4')).toEqual([
+      'INVALID_VALUE',
+      'nvcpu',
+      '4',
+    ])
+    const h = await ok(url, 'VM.get_resident_on', s, running)
+    expect(await ok(url, 'host.compute_free_memory', s, h)).toBe(
+      await ok(url, 'host_metrics.get_memory_free', s, await ok(url, 'host.get_metrics', s, h))
+    )
+  })
+})
+
 describe('guest behaviours', () => {
   it('no PV drivers: clean_shutdown not allowed (VM_MISSING_PV_DRIVERS); VM.shutdown falls back to hard', async () => {
     const ref = await vm('web-01')

@@ -77,6 +77,7 @@ export const XAPI_ERROR_PARAMS = {
   ONLY_REVERT_SNAPSHOT: [],
   DEVICE_ALREADY_EXISTS: ['device'],
   VM_REVERT_FAILED: ['vm', 'snapshot'],
+  INVALID_VALUE: ['field', 'value'],
 } as const satisfies Record<string, readonly string[]>
 
 /** A code in {@link XAPI_ERROR_PARAMS}. */

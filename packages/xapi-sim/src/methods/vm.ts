@@ -331,9 +331,8 @@ defineMethod('VM.set_memory_limits', {
   async: true,
   run(ctx, [vm, smin, smax, dmin, dmax]) {
     assertVmOperation(ctx.db, vm as string, 'changing_memory_limits')
-    const v = [smin, smax, dmin, dmax].map((x, i) =>
-      toInt(x, ['static_min', 'static_max', 'dynamic_min', 'dynamic_max'][i])
-    )
+    const names = ['static_min', 'static_max', 'dynamic_min', 'dynamic_max']
+    const v = [smin, smax, dmin, dmax].map((x, i) => toInt(x, names[i]))
     if (!(v[0]! <= v[2]! && v[2]! <= v[3]! && v[3]! <= v[1]!)) {
       throw new XapiFailure('MEMORY_CONSTRAINT_VIOLATION', [
         'Memory limits must satisfy: static_min ≤ dynamic_min ≤ dynamic_max ≤ static_max',
