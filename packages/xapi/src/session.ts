@@ -70,7 +70,7 @@ export class Session {
   ): Promise<unknown> {
     let relogged = false
     for (let hops = 0; ;) {
-      const ref = withSession ? await this.ref(opts.signal) : undefined
+      const ref = withSession ? (this.#ref ?? (await this.ref(opts.signal))) : undefined
       try {
         return await this.#send(method, ref === undefined ? params : [ref, ...params], opts)
       } catch (error) {

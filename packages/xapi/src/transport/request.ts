@@ -44,9 +44,11 @@ export async function httpPost(
   opts: PostOptions
 ): Promise<HttpResponse> {
   let current = target
-  const payload = Buffer.from(body, 'utf8')
+  // A string body goes out in one write with the head (a Buffer would be a separate writev chunk).
+  const payload = body
+  const length = Buffer.byteLength(body, 'utf8')
   for (let hop = 0; ; hop++) {
-    const res = await postOnce(current, payload, contentType, opts)
+    const res = await postOnce(current, payload, length, contentType, opts)
     const location = res.location
     if (!REDIRECTS.has(res.status) || location === undefined) return res
     if (hop >= MAX_REDIRECTS) {
@@ -81,7 +83,8 @@ export async function httpPost(
 
 function postOnce(
   target: RequestTarget,
-  payload: Buffer,
+  payload: string,
+  length: number,
   contentType: string,
   opts: PostOptions
 ): Promise<HttpResponse & { location?: string }> {
@@ -100,7 +103,7 @@ function postOnce(
         signal: opts.signal,
         headers: {
           'content-type': contentType,
-          'content-length': payload.length,
+          'content-length': length,
           'user-agent': 'xapi-ops',
           ...opts.headers,
         },
@@ -127,7 +130,7 @@ function postOnce(
       }
     )
     req.on('error', (err) => reject(wrapSocketError(err, target, opts.signal)))
-    req.end(payload)
+    req.end(payload, 'utf8')
   })
 }
 
