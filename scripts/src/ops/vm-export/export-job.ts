@@ -13,6 +13,7 @@ import type { ExportItem } from './plan.js'
 import { checkExisting } from './resume.js'
 import {
   destroySnapshot,
+  powerStateOf,
   restartVm,
   stopVm,
   takeSnapshot,
@@ -84,8 +85,9 @@ export async function runExportJob(
       ctx.emit({ kind: 'snapshot', ...id, snapshot: snapshot.uuid })
       target = snapshot.ref
     } else if (item.action === 'offline') {
-      const how = await stopVm(ctx.client, item.ref, { cleanTimeoutMs: ctx.cleanTimeoutMs, signal })
+      // Set before the call: an interrupted shutdown may still complete on the host.
       stopped = true
+      const how = await stopVm(ctx.client, item.ref, { cleanTimeoutMs: ctx.cleanTimeoutMs, signal })
       ctx.emit({ kind: 'vm-stopped', ...id, action: how })
     }
     const started = Date.now()
@@ -125,11 +127,14 @@ export async function runExportJob(
   }
   if (stopped) {
     try {
-      await restartVm(ctx.client, item.ref, {
-        host: item.record.resident_on,
-        paused: item.powerState === 'Paused',
-      })
-      ctx.emit({ kind: 'vm-restarted', ...id })
+      // An interrupted shutdown may have left the VM running: then there is nothing to start.
+      if ((await powerStateOf(ctx.client, item.ref)) === 'Halted') {
+        await restartVm(ctx.client, item.ref, {
+          host: item.record.resident_on,
+          paused: item.powerState === 'Paused',
+        })
+        ctx.emit({ kind: 'vm-restarted', ...id })
+      }
     } catch (error) {
       cleanupErrors.push(`the VM could not be started again: ${describeError(error)}`)
     }

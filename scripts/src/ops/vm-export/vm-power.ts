@@ -14,13 +14,34 @@ export async function takeSnapshot(
   name: string,
   signal: AbortSignal
 ): Promise<ExportSnapshot> {
-  const ref = await client.callAsync<Ref<'VM'>>('VM.snapshot', [vm, name], { signal })
+  const before = await client.callWith<Ref<'VM'>[]>('VM.get_snapshots', [vm], { signal })
+  let ref: Ref<'VM'>
+  try {
+    ref = await client.callAsync<Ref<'VM'>>('VM.snapshot', [vm, name], { signal })
+  } catch (error) {
+    // Cancelled (interrupt) after xapi made the snapshot: the task's result is lost, so look for
+    // a snapshot of the VM that was not there before.
+    await destroyNewSnapshots(client, vm, before).catch(() => {})
+    throw error
+  }
   try {
     const uuid = await client.callWith<string>('VM.get_uuid', [ref], { signal })
     return { ref, uuid }
   } catch (error) {
     await destroySnapshot(client, ref).catch(() => {})
     throw error
+  }
+}
+
+async function destroyNewSnapshots(
+  client: XapiClient,
+  vm: Ref<'VM'>,
+  before: readonly Ref<'VM'>[]
+): Promise<void> {
+  const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS)
+  const now = await client.callWith<Ref<'VM'>[]>('VM.get_snapshots', [vm], { signal })
+  for (const snapshot of now) {
+    if (!before.includes(snapshot)) await destroySnapshot(client, snapshot)
   }
 }
 
@@ -58,6 +79,13 @@ export async function stopVm(
 async function isHalted(client: XapiClient, vm: Ref<'VM'>, signal: AbortSignal): Promise<boolean> {
   const state = await client.callWith<string>('VM.get_power_state', [vm], { signal })
   return state === 'Halted'
+}
+
+/** The VM's power state, read with its own time budget (for cleanup after an interrupt). */
+export function powerStateOf(client: XapiClient, vm: Ref<'VM'>): Promise<string> {
+  return client.callWith<string>('VM.get_power_state', [vm], {
+    signal: AbortSignal.timeout(CLEANUP_TIMEOUT_MS),
+  })
 }
 
 /**
