@@ -2,11 +2,16 @@
  * Protocol details of the raw HTTP/1.0 layer used by exportVm/importVm, against tiny raw servers
  * (real sockets). The end-to-end behaviour is tested against the simulator in transfer-*.test.ts.
  */
+import http from 'node:http'
 import net from 'node:net'
+import { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MAX_REDIRECTS, openRequest } from '../src/transfer/request.js'
 import { actionTarget } from '../src/transfer/url.js'
 import { destroyConnection } from '../src/transfer/http-connection.js'
+import { startSimulator } from '@xapi-ops/xapi-sim'
+import { connect, exportVm, verifyXva, type Ref } from '../src/index.js'
+import { TRANSFER_SEED, diskHashes } from './transfer-fixtures.js'
 
 type Raw = { port: number; heads: string[]; bodies: Buffer[]; close(): Promise<void> }
 const servers: Raw[] = []
@@ -152,5 +157,58 @@ describe('openRequest (head first, then body)', () => {
     await expect.poll(() => silent.heads.length).toBe(1)
     ctl.abort(new Error('stop'))
     await expect(pending).rejects.toThrow('stop')
+  })
+})
+
+describe('a proxy answering exports with a chunked body', () => {
+  it('is decoded: same archive, verified', async ({ signal }) => {
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01 })
+    const upstream = new URL(sim.pools[0]!.masterUrl)
+    const proxy = http.createServer((req, res) => {
+      const forward = http.request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
+        (answer) => {
+          if (!req.url?.startsWith('/export') || answer.statusCode !== 200) {
+            res.writeHead(answer.statusCode ?? 500, answer.headers)
+            answer.pipe(res)
+            return
+          }
+          // Re-frame the close-delimited body as chunks, whatever HTTP version was asked.
+          const socket = res.socket!
+          socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n')
+          answer.on('data', (c: Buffer) =>
+            socket.write(`${c.length.toString(16)}\r\n${c.toString('latin1')}\r\n`, 'latin1')
+          )
+          answer.on('end', () => socket.end('0\r\n\r\n'))
+        }
+      )
+      req.pipe(forward)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (proxy.address() as net.AddressInfo).port
+      await using client = await connect({
+        url: `http://127.0.0.1:${port}`,
+        user: sim.user,
+        password: sim.password,
+      })
+      const vm = sim.db.find('VM', (r) => r.name_label === 'halted')![0] as Ref<'VM'>
+      const exported = await exportVm(client, vm, { signal })
+      const chunks: Buffer[] = []
+      for await (const c of exported.body) chunks.push(c as Buffer)
+      await exported.task
+      const summary = await verifyXva(Readable.from([Buffer.concat(chunks)]))
+      expect(summary.disks.map((d) => d.hash).sort()).toEqual(diskHashes(sim, vm).sort())
+      expect(summary.disks).toHaveLength(2)
+    } finally {
+      proxy.closeAllConnections()
+      await new Promise((resolve) => proxy.close(resolve))
+    }
   })
 })

@@ -9,6 +9,7 @@ import { openRequest } from './request.js'
 import { isTransportFailure, TransferRun } from './run.js'
 import { describeTarget, actionTarget } from './url.js'
 import { createVerifyingTap, verifiedFraction } from './verify.js'
+import { ChunkedDecoder } from './chunked.js'
 
 /** What `exportVm` resolves with. */
 export type ExportVmResult = {
@@ -70,6 +71,7 @@ export async function exportVm(
     onProgress: o.onProgress,
   })
   let conn: Connection
+  let chunked: boolean
   try {
     const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal)
     run.markAnswered(opened.head.status)
@@ -82,12 +84,13 @@ export async function exportVm(
         { status: opened.head.status }
       )
     }
+    chunked = /chunked/i.test(opened.head.headers.get('transfer-encoding') ?? '')
     const length = opened.head.headers.get('content-length')
-    if (length !== undefined) run.meter.setTotalBytes(Number(length))
+    if (length !== undefined && !chunked) run.meter.setTotalBytes(Number(length))
   } catch (error) {
     return await run.abandon(error)
   }
-  const { body, done } = streamBody(run, conn, o.verify, o.metadataOnly)
+  const { body, done } = streamBody(run, conn, { ...o, chunked })
   const settled = run.conclude(done).then(() => undefined)
   settled.catch((error: unknown) => {
     if (!body.readableEnded) body.destroy(error as Error)
@@ -95,16 +98,22 @@ export async function exportVm(
   return { body, task: settled, taskRef: task.ref }
 }
 
-/** Wires socket → (verifying tap) → `body`; `done` resolves once `body` has been fully read. */
+/**
+ * Wires socket → (chunked decoder) → (verifying tap) → `body`; `done` resolves once `body` has
+ * been fully read.
+ */
 function streamBody(
   run: TransferRun,
   conn: Connection,
-  verify: boolean,
-  metadataOnly: boolean
+  options: { verify: boolean; metadataOnly: boolean; chunked: boolean }
 ): { body: Readable; done: Promise<void> } {
-  const source = conn.stream
+  const raw = conn.stream
   const expected = run.meter.totalBytes
-  const tap = verify ? createVerifyingTap({ metadataOnly }) : undefined
+  const decoder = options.chunked ? new ChunkedDecoder() : undefined
+  const source: Readable = decoder ? raw.pipe(decoder) : raw
+  const tap = options.verify
+    ? createVerifyingTap({ metadataOnly: options.metadataOnly })
+    : undefined
   if (tap) run.meter.setFractionSource(() => verifiedFraction(tap))
   const upstream: Readable = tap ?? source
   let received = 0
@@ -133,6 +142,7 @@ function streamBody(
       'abort',
       () => {
         destroyConnection(conn, !run.over)
+        decoder?.destroy()
         tap?.destroy()
         const reason: unknown = run.signal.reason
         reject(reason)
@@ -148,11 +158,11 @@ function streamBody(
   })
   done.catch(() => {})
 
-  source.on('data', (chunk: Buffer) => {
+  raw.on('data', (chunk: Buffer) => {
     received += chunk.length
     run.meter.addBytes(chunk.length)
   })
-  source.once('end', () => {
+  raw.once('end', () => {
     if (expected !== undefined && received < expected) {
       run.fail(
         new XapiTransportError(
@@ -161,8 +171,8 @@ function streamBody(
       )
     }
   })
-  source.once('close', () => {
-    if (!source.readableEnded) {
+  raw.once('close', () => {
+    if (!raw.readableEnded) {
       const cause = conn.error
       run.fail(
         cause
@@ -171,6 +181,7 @@ function streamBody(
       )
     }
   })
+  decoder?.once('error', (error) => run.fail(error))
   if (tap) {
     source.pipe(tap)
     tap.once('error', (error) => run.fail(error))
@@ -182,6 +193,7 @@ function streamBody(
     if (!run.signal.aborted) body.push(null)
   })
   upstream.pause()
-  run.setWaitingOnPeer(() => upstream.isPaused() || (tap !== undefined && source.isPaused()))
+  // Any stream of ours paused by backpressure means the consumer of `body` is the one to wait for.
+  run.setWaitingOnPeer(() => upstream.isPaused() || source.isPaused() || raw.isPaused())
   return { body, done }
 }
