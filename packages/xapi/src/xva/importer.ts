@@ -6,6 +6,7 @@ import { XVA_BLOCK_SIZE } from './disk-hash.js'
 import { DiskSink } from './disk-sink.js'
 import { intField, parseOvaXml, xvaDisks } from './ova-xml.js'
 import type { XvaDisk, XvaHeader } from './ova-xml.js'
+import { extension, ocamlInt } from './names.js'
 import { TarParser } from './tar.js'
 import type { TarEntry } from './tar.js'
 
@@ -35,22 +36,6 @@ export interface DiskResult {
 }
 
 const importError = (msg: string): XapiError => new XapiError('IMPORT_ERROR', [msg])
-
-/** OCaml `int_of_string` (decimal, 0x/0o/0b, underscores, sign); NaN when it would fail. */
-function ocamlInt(s: string): number {
-  const m = /^([-+]?)(0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|[0-9][0-9_]*)$/.exec(s)
-  if (!m) return NaN
-  const body = m[2]!.replace(/_/g, '')
-  const radix = /^0[xX]/.test(body) ? 16 : /^0[oO]/.test(body) ? 8 : /^0[bB]/.test(body) ? 2 : 10
-  const v = parseInt(radix === 10 ? body : body.slice(2), radix)
-  return m[1] === '-' ? -v : v
-}
-
-function extension(name: string): string {
-  const base = name.slice(name.lastIndexOf('/') + 1)
-  const dot = base.lastIndexOf('.')
-  return dot > 0 ? base.slice(dot) : ''
-}
 
 type State = 'ova' | 'data' | 'checksum' | 'trailer' | 'legacy-table'
 

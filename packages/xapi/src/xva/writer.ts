@@ -6,6 +6,7 @@ import { createGzip } from 'node:zlib'
 import { xxh64 } from '@node-rs/xxhash'
 import { CompressStream } from 'zstd-napi'
 import { XVA_BLOCK_SIZE, isZeroBlock } from './disk-hash.js'
+import { blockName } from './names.js'
 import { buildOvaXml, intField } from './ova-xml.js'
 import type { XvaExportObject, XvaHeader } from './ova-xml.js'
 import { TAR_END, tarHeader, tarPadding } from './tar.js'
@@ -89,7 +90,7 @@ export function createXvaWriter(opts: XvaWriterOptions): XvaReadable {
       let counter = 0
       let lastOutput = Date.now()
       const entry = function* (data: Buffer, blockIndex: number): Generator<Buffer> {
-        const name = `${disk.id}/${String(counter).padStart(8, '0')}`
+        const name = blockName(disk.id, counter)
         let sum = checksumOf(data, kind)
         if (opts.corruptChecksum?.(diskIndex, blockIndex))
           sum = sum.replace(/^./, (c) => (c === '0' ? '1' : '0'))
