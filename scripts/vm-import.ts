@@ -1,4 +1,6 @@
+// Restore XVA files, each verified locally first: see scripts/README.md#vm-import.
 import { vmImportCommand } from './src/commands/vm-import.js'
 import { runCommand } from './src/lib/run-command.js'
 
-process.exit(await runCommand(vmImportCommand))
+const code = await runCommand(vmImportCommand)
+process.stdout.write('', () => process.exit(code))

@@ -142,6 +142,18 @@ describe('vm-import', () => {
     expect(objectCounts(poolB(sim))).toEqual(before)
   })
 
+  test('no --sr and no pool default SR is exit 2', async ({ sim, dir, signal }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const db = poolB(sim)
+    const [poolRef] = db.filter('pool')[0]!
+    db.update(poolRef, { default_SR: 'OpaqueRef:NULL' })
+    const before = objectCounts(db)
+    const r = await importInto(sim, [files['build-01']!], signal)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('no --sr given and the pool has no default SR')
+    expect(objectCounts(db)).toEqual(before)
+  })
+
   test('a corrupt archive is refused locally; with --no-verify the server refuses it and no VM is left', async ({
     sim,
     dir,
