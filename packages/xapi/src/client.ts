@@ -116,11 +116,14 @@ export class XapiClient {
   ): Promise<T> {
     this.#assertOpen()
     if (typeof method !== 'string' || !/^[A-Za-z0-9_.]+$/.test(method)) {
-      throw new TypeError(`Invalid XAPI method name: ${String(method)}`)
+      throw new XapiClientError(
+        XAPI_CLIENT_ERROR_CODES.INVALID_CALL,
+        `Invalid XAPI method name: ${String(method)}`
+      )
     }
     if (/^session\.(login|logout|slave_local|local_logout)/.test(method)) {
       throw new XapiClientError(
-        XAPI_CLIENT_ERROR_CODES.INVALID_OPTION,
+        XAPI_CLIENT_ERROR_CODES.INVALID_CALL,
         `${method} is managed by the client: use login() / close()`
       )
     }

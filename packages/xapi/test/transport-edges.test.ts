@@ -216,6 +216,39 @@ describe('failures on the way', () => {
     await client.close()
   })
 
+  it('honours a signal before the call and while it waits for a concurrency slot', async () => {
+    let hang = false
+    const xapi = xapiHandler(basic)
+    const server = await serve((req, res, body, entry) => {
+      if (!hang) xapi(req, res, body, entry)
+    })
+    const client = await connect({ url: server.url, ...auth, callConcurrency: 1 })
+    const aborted = AbortSignal.abort(new Error('before'))
+    await expect(client.callWith('VM.get_all', [], { signal: aborted })).rejects.toThrow('before')
+    hang = true
+    const seen = server.requests.length
+    const blocker = client.callWith('VM.get_all', [], { timeoutMs: 300 })
+    const ctrl = new AbortController()
+    const queued = client.callWith('VM.get_all', [], { signal: ctrl.signal })
+    ctrl.abort(new Error('while queued'))
+    await expect(queued).rejects.toThrow('while queued')
+    await expect(blocker).rejects.toMatchObject({ code: 'XAPI_CLIENT_TIMEOUT' })
+    // Only the blocker reached the server.
+    expect(server.requests.length).toBe(seen + 1)
+    hang = false
+    await client.close()
+  })
+
+  it('refuses session management through call()', async () => {
+    const client = createClient({ url: 'http://127.0.0.1:1', ...auth })
+    for (const method of ['session.logout', 'session.login_with_password']) {
+      await expect(client.call(method)).rejects.toMatchObject({
+        code: 'XAPI_CLIENT_INVALID_OPTION',
+      })
+    }
+    await client.close()
+  })
+
   it('explains an unreachable host', async () => {
     const port = await new Promise<number>((resolve) => {
       const s = net.createServer().listen(0, '127.0.0.1', () => {
