@@ -107,6 +107,9 @@ describe('vm-migrate', () => {
   }) => {
     const [srcRef] = findVm(poolA(sim), 'db-01')!
     const before = diskHashes(poolA(sim), srcRef)
+    const macs = (poolA(sim).get(srcRef)!.VIFs as string[]).map((v) => poolA(sim).get(v)!.MAC)
+    // A server without VIF.move: the VIF is destroyed and created again (same device and MAC).
+    sim.faults.failMethod('VIF.move', 'MESSAGE_METHOD_UNKNOWN', ['VIF.move'])
     const result = await runScript(
       'vm-migrate',
       [
@@ -128,6 +131,8 @@ describe('vm-migrate', () => {
     expect(Object.keys(before)).toHaveLength(2)
     expect(diskHashes(poolB(sim), newRef)).toEqual(before)
     expect(networkNames(poolB(sim), newRef)).toEqual(['Pool-wide network associated with eth0'])
+    expect((copy.VIFs as string[]).map((v) => poolB(sim).get(v)!.MAC)).toEqual(macs)
+    expect(sim.calls.some((c) => c.method === 'VIF.create')).toBe(true)
     expect(poolA(sim).get(srcRef)!.power_state).toBe('Halted')
     expect(result.events.some((e) => e.kind === 'vm-shutdown' && e.name === 'db-01')).toBe(true)
   })

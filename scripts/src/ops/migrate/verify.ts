@@ -103,7 +103,8 @@ export async function repointVifs(
         await dest.call('VIF.move', [got.ref, want.network], { signal })
         continue
       } catch (error) {
-        if (xapiCode(error) !== 'MESSAGE_METHOD_UNKNOWN') throw error
+        // Older servers lack VIF.move (MESSAGE_METHOD_UNKNOWN); others may refuse it: recreate.
+        if (xapiCode(error) === undefined || signal?.aborted) throw error
       }
       await dest.call('VIF.destroy', [got.ref], { signal })
     }
