@@ -53,6 +53,31 @@ async function strayFiles(dir: string): Promise<string[]> {
   return (await listDir(dir)).filter((f) => !listed.has(f))
 }
 
+describe('vm-export over https with a pinned certificate', () => {
+  base('exports and verifies', async ({ signal }) => {
+    const sim = await startSimulator({ seed: 'small', timeScale: 0.01, tls: true })
+    const dir = await mkdtemp(join(tmpdir(), 'vm-export-tls-'))
+    try {
+      const r = await runScript(
+        'vm-export',
+        ['--json', '--vm', 'build-01', '--out', dir, '--fingerprint', sim.fingerprint!],
+        { env: env(sim), signal }
+      )
+      expect(r.code, describeRun(r)).toBe(0)
+      await verifyFile(r.results[0]!.file as string)
+      const wrong = await runScript(
+        'vm-export',
+        ['--json', '--vm', 'build-01', '--out', dir, '--fingerprint', 'ab'.repeat(32)],
+        { env: env(sim), signal }
+      )
+      expect(wrong.code).toBe(2)
+    } finally {
+      await sim.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('vm-export', () => {
   test('exports every selectable VM, verified, with manifest.json and SHA256SUMS', async ({
     sim,
@@ -550,6 +575,17 @@ describe('vm-export', () => {
     expect(maxPerHost).toBeLessThanOrEqual(2)
     expect(maxTotal).toBeLessThanOrEqual(4)
     expect(maxTotal).toBeGreaterThanOrEqual(2)
+  })
+
+  test('follows a redirect to the pool member that serves the export', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    sim.faults.transfer.redirect({ to: 'xcp-a2', times: 1, on: 'export' })
+    const r = await exportVms(sim, ['--vm', 'build-01', '--out', dir], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    await verifyFile(r.results[0]!.file as string)
   })
 
   test('--json progress events while transferring', async ({ sim, dir, signal }) => {
