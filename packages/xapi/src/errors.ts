@@ -21,7 +21,7 @@ const CLIENT_ERROR = Symbol.for('xapi-ops.XapiClientError')
 export class XapiError extends Error {
   override name = 'XapiError'
   readonly code: string
-  readonly params: readonly string[]
+  readonly params: string[]
   /** The XAPI method whose call failed, when known. */
   declare method?: string
   /** The task that failed, for errors coming from `callAsync` / `watchTask`. */
@@ -37,7 +37,7 @@ export class XapiError extends Error {
   constructor(code: string, params: readonly string[], extra: XapiErrorExtra = {}) {
     super(`${code}(${params.join(', ')})${extra.hint ? `: ${extra.hint}` : ''}`)
     this.code = code
-    this.params = params
+    this.params = [...params]
     if (extra.method !== undefined) this.method = extra.method
     if (extra.task !== undefined) this.task = extra.task
     if (extra.call !== undefined) this.call = extra.call
