@@ -1,8 +1,10 @@
-import { defineProject } from 'vitest/config'
+import { defineConfig } from 'vitest/config'
 
+// Each package runs as its own vitest root under turbo, so reporters are set here, not in a
+// root projects list.
 const report = process.env.XAPI_OPS_TEST_REPORT
 
-export default defineProject({
+export default defineConfig({
   test: {
     name: 'scripts',
     include: ['test/**/*.test.ts', 'src/**/*.test.ts'],
