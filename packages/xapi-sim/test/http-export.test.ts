@@ -117,6 +117,23 @@ describe('GET /export', () => {
     expect((await taskResult(f, r.headers['task-id']!)).status).toBe('success')
   })
 
+  it('export_metadata: snapshots included unless export_snapshots=false; excluded_device_types', async () => {
+    const vm = f.vm('web-01')
+    const q = `/export_metadata?session_id=${f.session}&ref=${vm}`
+    const meta = async (extra: string) =>
+      verifyXva(Readable.from([(await get(f.url, q + extra)).body]), { metadataOnly: true })
+    const all = await meta('')
+    expect(all.vms.map((v) => [v.snapshot.name_label, v.snapshot.is_a_snapshot])).toEqual([
+      ['web-01', false],
+      ['web-01 before upgrade', true],
+    ])
+    expect((await meta('&export_snapshots=false')).vms).toHaveLength(1)
+    const noVif = await meta('&excluded_device_types=vif')
+    expect(noVif.header.objects.some((o) => o.class === 'VIF')).toBe(false)
+    expect(all.header.objects.some((o) => o.class === 'VIF')).toBe(true)
+    expect((await get(f.url, q + '&excluded_device_types=floppy')).status).toBe(500)
+  })
+
   it('unknown paths are 404', async () => {
     expect((await get(f.url, `/nothing?session_id=${f.session}`)).status).toBe(404)
   })

@@ -213,4 +213,27 @@ describe('PUT /import', () => {
     )
     expect((await taskResult(f, there.headers['task-id']!)).status).toBe('success')
   })
+
+  it('import_metadata of a VM with a snapshot: the VM is the result, its snapshot linked to it', async () => {
+    const meta = (
+      await get(f.url, `/export_metadata?session_id=${f.session}&ref=${f.vm('web-01')}`)
+    ).body
+    const r = await raw(
+      f.url,
+      `PUT /import_metadata?session_id=${f.session} HTTP/1.1\r\nHost: sim\r\nContent-Length: ${meta.length}\r\n\r\n`,
+      { body: meta }
+    )
+    const t = await taskResult(f, r.headers['task-id']!)
+    const refs = resultRefs(t.result as string)
+    expect(refs).toHaveLength(1)
+    const vm = f.sim.db.get(refs[0]!)!
+    expect(vm.is_a_snapshot).toBe(false)
+    expect(vm.snapshots).toHaveLength(1)
+    const snap = f.sim.db.get(vm.snapshots[0])!
+    expect([snap.name_label, snap.is_a_snapshot, snap.snapshot_of]).toEqual([
+      'web-01 before upgrade',
+      true,
+      refs[0],
+    ])
+  })
 })

@@ -22,7 +22,15 @@ export type VmExport = {
 export function collectVmExport(
   ctx: SimContext,
   vmRef: string,
-  opts: { preservePowerState: boolean; metadata?: boolean }
+  opts: {
+    preservePowerState: boolean
+    /** Metadata export (`/export_metadata`): no disk data, snapshot fields kept. */
+    metadata?: boolean
+    /** With `metadata`: the VM's snapshots too (`export_snapshots`, default true). */
+    snapshots?: boolean
+    /** With `metadata`: `excluded_device_types` (`vif`, `vbd`). */
+    exclude?: ReadonlySet<string>
+  }
 ): VmExport {
   const db = ctx.db
   const vm = db.require('VM', vmRef)
@@ -31,48 +39,57 @@ export function collectVmExport(
   const add = (cls: string, ref: string, record: SimRecord): void => {
     if (!objects.some((o) => o.ref === ref)) objects.push({ class: cls, ref, record })
   }
-  const vmRecord: SimRecord = {
-    ...vm,
-    current_operations: {},
-    allowed_operations: [],
-    consoles: [],
-    crash_dumps: [],
-    blobs: {},
-    protection_policy: NULL,
-  }
-  if (!opts.preservePowerState)
-    Object.assign(vmRecord, { power_state: 'Halted', suspend_VDI: NULL })
-  if (!opts.metadata) {
-    Object.assign(vmRecord, {
-      is_a_snapshot: false,
-      snapshot_of: NULL,
-      snapshots: [],
-      parent: NULL,
-    })
-    vmRecord.transportable_snapshot_id = ''
-  }
-  add('VM', vmRef, vmRecord)
-  for (const [cls, field] of [
-    ['VM_metrics', 'metrics'],
-    ['VM_guest_metrics', 'guest_metrics'],
-  ] as const) {
-    const ref = vm[field] as string | undefined
-    const r = ref === undefined ? undefined : db.get(ref)
-    if (ref !== undefined && r) add(cls, ref, r)
-  }
   const vdis: string[] = []
-  for (const vbdRef of (vm.VBDs as string[] | undefined) ?? []) {
-    const vbd = db.get(vbdRef)
-    if (!vbd) continue
-    add('VBD', vbdRef, opts.preservePowerState ? vbd : { ...vbd, currently_attached: false })
-    if (db.has('VDI', vbd.VDI)) vdis.push(vbd.VDI as string)
+  const addVm = (ref: string, r: SimRecord): void => {
+    const vmRecord: SimRecord = {
+      ...r,
+      current_operations: {},
+      allowed_operations: [],
+      consoles: [],
+      crash_dumps: [],
+      blobs: {},
+      protection_policy: NULL,
+    }
+    if (!opts.preservePowerState)
+      Object.assign(vmRecord, { power_state: 'Halted', suspend_VDI: NULL })
+    if (!opts.metadata) {
+      Object.assign(vmRecord, {
+        is_a_snapshot: false,
+        snapshot_of: NULL,
+        snapshots: [],
+        parent: NULL,
+      })
+      vmRecord.transportable_snapshot_id = ''
+    }
+    add('VM', ref, vmRecord)
+    for (const [cls, field] of [
+      ['VM_metrics', 'metrics'],
+      ['VM_guest_metrics', 'guest_metrics'],
+    ] as const) {
+      const m = r[field] as string | undefined
+      const mr = m === undefined ? undefined : db.get(m)
+      if (m !== undefined && mr) add(cls, m, mr)
+    }
+    for (const vbdRef of opts.exclude?.has('vbd') ? [] : ((r.VBDs as string[] | undefined) ?? [])) {
+      const vbd = db.get(vbdRef)
+      if (!vbd) continue
+      add('VBD', vbdRef, opts.preservePowerState ? vbd : { ...vbd, currently_attached: false })
+      if (db.has('VDI', vbd.VDI)) vdis.push(vbd.VDI as string)
+    }
+    for (const vifRef of opts.exclude?.has('vif') ? [] : ((r.VIFs as string[] | undefined) ?? [])) {
+      const vif = db.get(vifRef)
+      if (!vif) continue
+      add('VIF', vifRef, opts.preservePowerState ? vif : { ...vif, currently_attached: false })
+      const net = db.get(vif.network as string)
+      if (net) add('network', vif.network as string, net)
+    }
   }
-  for (const vifRef of (vm.VIFs as string[] | undefined) ?? []) {
-    const vif = db.get(vifRef)
-    if (!vif) continue
-    add('VIF', vifRef, opts.preservePowerState ? vif : { ...vif, currently_attached: false })
-    const net = db.get(vif.network as string)
-    if (net) add('network', vif.network as string, net)
+  addVm(vmRef, vm)
+  if (opts.metadata && (opts.snapshots ?? true)) {
+    for (const snap of (vm.snapshots as string[] | undefined) ?? []) {
+      const r = db.get(snap)
+      if (r) addVm(snap, r)
+    }
   }
   if (suspended && db.has('VDI', vm.suspend_VDI)) vdis.push(vm.suspend_VDI as string)
   for (const ref of vdis) add('VDI', ref, db.get(ref)!)

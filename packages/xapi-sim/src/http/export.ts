@@ -165,8 +165,21 @@ export async function handleExportMetadata(
   let streaming = false
   try {
     const vmRef = resolveVm(ctx, args)
+    const exclude = new Set(
+      (args.param('excluded_device_types') ?? '').split(',').filter((x) => x !== '')
+    )
+    for (const t of exclude) {
+      if (!['vif', 'vbd', 'vgpu', 'vtpm'].includes(t)) {
+        throw new ctx.XapiFailure('INTERNAL_ERROR', [`Unknown device type: ${t}`])
+      }
+    }
     const body = await ctx.vm.withOperation(vmRef, 'metadata_export', taskRef, async () => {
-      const exp = collectVmExport(ctx, vmRef, { preservePowerState: true, metadata: true })
+      const exp = collectVmExport(ctx, vmRef, {
+        preservePowerState: true,
+        metadata: true,
+        snapshots: args.param('export_snapshots') !== 'false',
+        exclude,
+      })
       const parts: Buffer[] = []
       for await (const c of createXvaWriter({ objects: exp.objects })) parts.push(c as Buffer)
       return Buffer.concat(parts)

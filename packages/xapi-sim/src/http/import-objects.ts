@@ -109,6 +109,14 @@ export class VmImport {
       }
     }
     for (const vm of of('VM')) this.#createVm(vm)
+    // snapshot links: a snapshot may come before its VM in the archive
+    for (const vm of of('VM')) {
+      const ref = this.#ids.get(vm.id)
+      const parent = this.#ids.get(String(vm.snapshot.snapshot_of))
+      if (ref === undefined || parent === undefined || vm.snapshot.is_a_snapshot !== true) continue
+      db.update(ref, { snapshot_of: parent })
+      db.addToSet(parent, 'snapshots', ref)
+    }
     for (const vbd of of('VBD')) {
       const vm = this.#ids.get(String(vbd.snapshot.VM))
       if (vm === undefined) continue
