@@ -12,6 +12,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // .ci/run sums the JSON reports of every project into one closing line.
-    reporters: report ? ['default', ['json', { outputFile: `${report}/scripts.json` }]] : ['default'],
+    reporters: report
+      ? ['default', ['json', { outputFile: `${report}/scripts.json` }]]
+      : ['default'],
   },
 })
