@@ -236,4 +236,22 @@ describe('PUT /import', () => {
       refs[0],
     ])
   })
+
+  it('restore=true keeps the uuid and replaces a halted VM only with a newer version (or force)', async () => {
+    const src = f.vm('build-01')
+    const uuid = f.sim.db.get(src)!.uuid as string
+    const restore = async (query: string) => {
+      const r = await put(`&restore=true${query}`, `Content-Length: ${xva.length}\r\n`, xva)
+      return taskResult(f, r.headers['task-id']!)
+    }
+    const same = await restore('')
+    expect(same.error_info[0]).toBe('VM_TO_IMPORT_IS_NOT_NEWER_VERSION')
+    expect(f.sim.db.get(src)).toBeDefined()
+    const forced = await restore('&force=true')
+    expect(forced.status).toBe('success')
+    const vm = resultRefs(forced.result as string)[0]!
+    expect(f.sim.db.get(src)).toBeUndefined()
+    expect(f.sim.db.get(vm)!.uuid).toBe(uuid)
+    expect(hashes(vm)).toEqual(hashes(f.vm('build-01')))
+  })
 })

@@ -180,7 +180,22 @@ export class VmImport {
             String(old.power_state).toLowerCase(),
           ])
         }
-        for (const r of [...(old.VBDs as string[]), ...(old.VIFs as string[])]) db.destroy(r)
+        const [have, got] = [Number(old.version ?? 0), Number(o.snapshot.version ?? 0)]
+        if (got <= have && !this.#force) {
+          throw new this.#ctx.XapiFailure('VM_TO_IMPORT_IS_NOT_NEWER_VERSION', [
+            existing,
+            have,
+            got,
+          ])
+        }
+        for (const r of old.VBDs as string[]) {
+          db.removeFromSet(db.get(r)?.VDI as string, 'VBDs', r)
+          db.destroy(r)
+        }
+        for (const r of old.VIFs as string[]) {
+          db.removeFromSet(db.get(r)?.network as string, 'VIFs', r)
+          db.destroy(r)
+        }
         db.destroy(existing)
       }
     }
