@@ -251,6 +251,39 @@ describe('vm-migrate', () => {
     await expect.poll(() => pendingTasks(sim)).toEqual([])
   })
 
+  test('native: kill -9 during a live move that then finishes; the rerun adopts the copy', async ({
+    sim,
+    dir,
+  }) => {
+    const journal = join(dir, 'journal.json')
+    const [ref, vm] = findVm(poolA(sim), 'web-01')!
+    const before = diskHashes(poolA(sim), ref)
+    const vbd = poolA(sim).get((vm.VBDs as string[])[0]!)!
+    poolA(sim).update(vbd.VDI as string, { physical_utilisation: 30 * 2 ** 30 })
+    const args = ['--vm', 'web-01', '--method', 'native', '--journal', journal, '--json']
+    const first = spawnScript('vm-migrate', args, { env: env(sim) })
+    await expect
+      .poll(() => Object.values(poolA(sim).get(ref)?.current_operations ?? {}), {
+        timeout: 30_000,
+      })
+      .toContain('migrate_send')
+    first.child.kill('SIGKILL')
+    await first.done
+    // XAPI carries on with the migration on its own.
+    await expect.poll(() => findVm(poolA(sim), 'web-01'), { timeout: 30_000 }).toBeUndefined()
+
+    const second = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(second.code, describeRun(second)).toBe(0)
+    const [copyRef, copy] = findVm(poolB(sim), 'web-01')!
+    expect(resultOf(second, 'web-01')).toMatchObject({
+      status: 'ok',
+      method: 'native',
+      newVm: copy.uuid,
+    })
+    expect(copy.power_state).toBe('Running')
+    expect(diskHashes(poolB(sim), copyRef)).toEqual(before)
+  })
+
   test('--dry-run prints the plan and changes nothing', async ({ sim }) => {
     const result = await runScript('vm-migrate', ['--all', '--dry-run', '--json'], {
       env: env(sim),

@@ -99,7 +99,19 @@ export async function migrateVm(
     })
 
     let haveCopy = false
-    if (resume && stepIndex(resume.step) >= stepIndex('copied') && state.newVmRef) {
+    if (state.sourceGone && state.newVmRef === undefined) {
+      // The source moved while no run was watching (killed during a live migration that went
+      // on): its copy carries the marker.
+      const copies = await findCopies(dest, vm.uuid, signal)
+      if (copies.length === 1) {
+        state.newVmRef = copies[0]!.ref
+        state.newVm = copies[0]!.uuid
+        state.method ??= 'native'
+        await record('copied', { newVmRef: state.newVmRef, newVm: state.newVm, sourceGone: true })
+        haveCopy = true
+      }
+    }
+    if (resume && stepIndex(resume.step) >= stepIndex('copied') && state.newVmRef && !haveCopy) {
       haveCopy =
         (await ignoring(['HANDLE_INVALID'], () =>
           dest.call<string>('VM.get_uuid', [state.newVmRef], { signal })

@@ -221,11 +221,13 @@ export function buildPlan(
   const present = new Set([...source.vms.values()].map((vm) => vm.uuid))
   for (const entry of journalEntries) {
     if (present.has(entry.uuid) || entry.status === 'done' || entry.status === 'skipped') continue
-    if (entry.newVmRef === undefined || entry.expect === undefined) {
+    // Without `newVmRef` (a run killed during a live move that then finished), the copy is
+    // looked for on the destination by its marker at run time.
+    if (entry.expect === undefined) {
       skipped.push({
         uuid: entry.uuid,
         name: entry.name,
-        reason: 'the source VM no longer exists and the journal has no copy of it',
+        reason: 'the source VM no longer exists and the journal has no record of its copy',
       })
       continue
     }
