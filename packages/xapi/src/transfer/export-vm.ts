@@ -69,6 +69,8 @@ export async function exportVm(
     signal: o.signal,
     stallTimeoutMs: o.stallTimeoutMs,
     onProgress: o.onProgress,
+    // Without the verifier the task's progress is the only completion estimate.
+    watchTaskFromStart: o.onProgress !== undefined && !o.verify && full,
   })
   let conn: Connection
   let chunked: boolean

@@ -50,6 +50,8 @@ export async function importVm(
       stallTimeoutMs: o.stallTimeoutMs,
       totalBytes: o.length,
       onProgress: o.onProgress,
+      // Without a length the task's progress is the only completion estimate.
+      watchTaskFromStart: o.onProgress !== undefined && o.length === undefined,
     })
     const result = await run.conclude(upload(run, client, target, source, o.length))
     return decodeVmRefs(result)

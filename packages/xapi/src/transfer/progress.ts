@@ -77,12 +77,12 @@ export class TransferMeter {
     else this.#maybeEmit()
   }
 
-  /** Records the task's progress; a change counts as a sign of life. */
-  setTaskProgress(progress: number): void {
+  /** Records the task's progress; a change counts as a sign of life unless told otherwise. */
+  setTaskProgress(progress: number, life = true): void {
     if (!Number.isFinite(progress) || progress < 0) return
     if (progress === this.#taskProgress) return
     this.#taskProgress = Math.min(progress, 1)
-    this.#lastActivity = Date.now()
+    if (life) this.#lastActivity = Date.now()
     this.#maybeEmit()
   }
 
