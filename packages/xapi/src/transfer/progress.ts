@@ -12,7 +12,7 @@ export type TransferProgress = {
   readonly fraction?: number
   /** Recent throughput, averaged over the last few seconds. */
   readonly rateBytesPerSec: number
-  /** The XAPI task's own `progress` (0..1), when it has been seen. */
+  /** The XAPI task's own `progress` (0..1), once the task is watched (see `TransferRun`). */
   readonly taskProgress?: number
 }
 
