@@ -374,3 +374,38 @@ describe('sessions', () => {
     await client.close()
   })
 })
+
+describe('bodies', () => {
+  it('reads large bodies with and without Content-Length, and refuses a truncated one', async () => {
+    const big = Array.from({ length: 20_000 }, (_, i) => `OpaqueRef:vm-${i}`)
+    for (const mode of ['length', 'chunked', 'short'] as const) {
+      const xapi = xapiHandler({ ...basic, 'VM.get_all': () => big })
+      const server = await serve((req, res, body, entry) => {
+        if (entry.path !== '/jsonrpc' || !body.includes('VM.get_all'))
+          return xapi(req, res, body, entry)
+        const text = JSON.stringify({ jsonrpc: '2.0', result: big, id: 1 })
+        res.setHeader('content-type', 'application/json')
+        if (mode === 'chunked') {
+          res.write(text.slice(0, 1000))
+          res.end(text.slice(1000))
+        } else if (mode === 'length') {
+          res.setHeader('content-length', Buffer.byteLength(text))
+          res.end(text)
+        } else {
+          res.setHeader('content-length', Buffer.byteLength(text) + 10)
+          res.write(text)
+          setTimeout(() => res.socket?.destroy(), 20)
+        }
+      })
+      const client = await connect({ url: server.url, ...auth })
+      if (mode === 'short') {
+        await expect(client.call('VM.get_all')).rejects.toMatchObject({
+          code: 'XAPI_CLIENT_TRANSPORT',
+        })
+      } else {
+        expect(await client.call('VM.get_all')).toEqual(big)
+      }
+      await client.close()
+    }
+  })
+})

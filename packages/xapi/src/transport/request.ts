@@ -109,8 +109,8 @@ function postOnce(
         },
       },
       (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        const body = new BodyCollector(Number(res.headers['content-length']))
+        res.on('data', (chunk: Buffer) => body.push(chunk))
         res.on('error', (err) => reject(wrapSocketError(err, target, opts.signal)))
         res.on('close', () => {
           if (!res.complete) reject(wrapSocketError(dropped(), target, opts.signal))
@@ -119,7 +119,7 @@ function postOnce(
           resolve({
             status: res.statusCode ?? 0,
             contentType: String(res.headers['content-type'] ?? ''),
-            body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+            body: body.result(),
             target,
             ...(res.headers.location !== undefined && { location: res.headers.location }),
             ...(typeof res.headers[THUMBPRINT_HEADER] === 'string' && {
@@ -160,6 +160,40 @@ function wrapSocketError(err: Error, target: RequestTarget, signal: AbortSignal)
     cause: err,
   })
 }
+
+/**
+ * Gathers a response body. With a Content-Length (xapi sends one) chunks are copied into one
+ * buffer as they come: big `get_all_records` answers are not held twice for a final concat.
+ */
+class BodyCollector {
+  #buffer: Buffer | undefined
+  #length = 0
+  #chunks: Buffer[] = []
+
+  constructor(expected: number) {
+    if (Number.isSafeInteger(expected) && expected > 64 * 1024 && expected <= MAX_PREALLOC) {
+      this.#buffer = Buffer.allocUnsafe(expected)
+    }
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#buffer && this.#length + chunk.length <= this.#buffer.length) {
+      chunk.copy(this.#buffer, this.#length)
+    } else {
+      if (this.#buffer) this.#chunks.push(this.#buffer.subarray(0, this.#length))
+      this.#buffer = undefined
+      this.#chunks.push(chunk)
+    }
+    this.#length += chunk.length
+  }
+
+  result(): Buffer {
+    if (this.#buffer) return this.#buffer.subarray(0, this.#length)
+    return this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks)
+  }
+}
+
+const MAX_PREALLOC = 1024 * 1024 * 1024
 
 function dropped(): Error {
   return Object.assign(new Error('response truncated'), { code: 'ECONNRESET' })
