@@ -1,7 +1,7 @@
 import type http from 'node:http'
 import type https from 'node:https'
 import { isReadOnlyMethod } from './call.js'
-import { XapiClientError, XAPI_CLIENT_ERROR_CODES } from './errors.js'
+import { XapiClientError, XapiProtocolError, XAPI_CLIENT_ERROR_CODES } from './errors.js'
 import { watchEvents, type WatchEventsOptions, type XapiEvent } from './events.js'
 import { Limiter } from './limiter.js'
 import {
@@ -181,6 +181,9 @@ export class XapiClient {
     opts: CallOptions = {}
   ): Promise<Map<Ref<C>, RecordOf<C>>> {
     const all = await this.callWith<Record<string, RecordOf<C>>>(`${cls}.get_all_records`, [], opts)
+    if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+      throw new XapiProtocolError(`${cls}.get_all_records did not return a map of records`)
+    }
     const map = new Map<Ref<C>, RecordOf<C>>()
     for (const ref of Object.keys(all)) map.set(ref as Ref<C>, normalizeRecord(cls, all[ref]!))
     return map
