@@ -67,8 +67,8 @@ function validRefCounts(db: PoolDb): Record<string, I4> {
 type Found = { cls: string; ref: string; gen: number }
 
 /**
- * xapi's from_inner: objects of the subscribed tables modified after `from` give an `add` event
- * (if created after `from`) and a `mod` event; objects deleted after `from` a `del` event (unless
+ * xapi's from_inner: objects of the subscribed tables created after `from` give an `add` event,
+ * those created before it and modified after it a `mod` event; objects deleted after `from` a `del` event (unless
  * also created after it). Events: adds, then mods, then dels; `ts` is "0.0" and `id` the
  * generation. The token advances to the newest relevant change only.
  */
@@ -84,8 +84,10 @@ function collect(db: PoolDb, sub: Subscription, from: number) {
     if (st) {
       if (st.modified <= from) return
       last = Math.max(last, st.modified)
+      // only an `add` for an object created since the token (xapi: "Only have a mod event if we
+      // don't have a created event")
       if (st.created > from) creates.push({ cls: lc, ref, gen: st.created })
-      mods.push({ cls: lc, ref, gen: st.modified })
+      else mods.push({ cls: lc, ref, gen: st.modified })
       return
     }
     const t = db.tombstone(ref)
