@@ -36,7 +36,7 @@ describe('unix socket', () => {
     }).catch((e: unknown) => e)) as Error
     expect(error).toMatchObject({ code: 'XAPI_CLIENT_TRANSPORT' })
     expect(error.message).toMatch(
-      /^Cannot reach unix:\/nonexistent\/xapi\.sock \/jsonrpc: socket not found \(ENOENT\)$/
+      /^Cannot reach unix:\/nonexistent\/xapi\.sock \(\/jsonrpc\): socket not found \(ENOENT\)$/
     )
   })
 })

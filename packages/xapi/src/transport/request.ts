@@ -29,7 +29,7 @@ export type RequestTarget = { readonly base: URL; readonly path: string }
 /** `https://host:port/path` or `unix:/socket/path` + path, for messages (never with credentials). */
 export function describeTarget(t: RequestTarget): string {
   return t.base.protocol === 'unix:'
-    ? `${formatBaseUrl(t.base)} ${t.path}`
+    ? `${formatBaseUrl(t.base)} (${t.path})`
     : `${formatBaseUrl(new URL(t.base.origin))}${t.path}`
 }
 
