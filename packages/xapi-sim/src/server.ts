@@ -6,7 +6,7 @@ import { handleHttpAction } from './http/index.js'
 import { dispatch, type Outcome } from './rpc/dispatch.js'
 import type { HostRuntime, SimState } from './state.js'
 import { jsonRpcResponse, parseJsonRpc } from './wire/json-rpc.js'
-import { parseMethodCall, xmlRpcFailure, xmlRpcSuccess } from './wire/xml-rpc.js'
+import { parseMethodCall, xmlRpcBare, xmlRpcFailure, xmlRpcSuccess } from './wire/xml-rpc.js'
 
 const MAX_BODY = 64 * 2 ** 20
 const XML_PATHS = new Set(['/', '/RPC2', '/xmlrpc'])
@@ -111,7 +111,12 @@ async function handleRpc(
   }
   if (state.faults.shouldDrop(call.method)) return void req.socket.destroy()
   const outcome = await dispatch(state, host, call.method, call.params, 'xml-rpc')
-  const answer = outcome.ok ? xmlRpcSuccess(outcome.value) : xmlRpcFailure(outcome.description)
+  // api_server.ml: system.listMethods answers the bare array, without the Status envelope
+  const answer = !outcome.ok
+    ? xmlRpcFailure(outcome.description)
+    : call.method === 'system.listMethods'
+      ? xmlRpcBare(outcome.value)
+      : xmlRpcSuccess(outcome.value)
   send(res, 200, 'text/xml', answer, thumbprintHeaders(state, req, outcome))
 }
 

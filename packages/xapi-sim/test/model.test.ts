@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSimulator, type Simulator } from '../src/index.js'
-import { failure, login, ok, runAsync, waitTask } from './rpc.js'
+import { failure, jsonCall, login, ok, runAsync, waitTask } from './rpc.js'
 
 let sim: Simulator
 let url: string
@@ -129,7 +129,9 @@ describe('seeded model', () => {
     expect(await ok(url, 'host.get_API_version_minor', s, master)).toMatch(/^\d+$/)
     expect(Object.keys(await ok(url, 'pool.get_all_records', s))).toEqual([pool])
     expect(await ok(url, 'session.get_this_host', s, s)).toBe(master)
-    const methods: string[] = await ok(url, 'system.listMethods')
+    const methods: string[] = (
+      await jsonCall(url, { method: 'system.listMethods', params: [], id: 1 })
+    ).json.result
     expect(methods).toEqual(
       expect.arrayContaining([
         'VM.get_all_records',

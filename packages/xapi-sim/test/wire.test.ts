@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSimulator, type Simulator } from '../src/index.js'
+import { parseMethodCall } from '../src/wire/xml-rpc.js'
 import { decodeResponse, failure, jsonCall, login, methodCall, ok, post } from './rpc.js'
 
 let sim: Simulator
@@ -99,7 +100,7 @@ describe('XML-RPC envelope', () => {
       '/',
       '<methodCall><methodName>system.listMethods</methodName><params/></methodCall>'
     )
-    expect(decodeResponse(listed.body).Value).toContain('VM.get_all_records')
+    expect(listed.body).toContain('<value>VM.get_all_records</value>')
   })
 })
 
@@ -196,6 +197,66 @@ describe('XAPI errors', () => {
       master,
     ])
     expect(await failure(slaveUrl, 'VM.get_all', session)).toEqual(['HOST_IS_SLAVE', master])
+    // the session is checked first (Session_check.check): an unknown one is SESSION_INVALID
+    expect(await failure(slaveUrl, 'VM.get_all', 'OpaqueRef:gone')).toEqual([
+      'SESSION_INVALID',
+      'OpaqueRef:gone',
+    ])
+  })
+
+  it('checks the session of an unknown call before MESSAGE_METHOD_UNKNOWN (xapi extensions)', async () => {
+    expect(await failure(url, 'VM.frobnicate', 'OpaqueRef:gone')).toEqual([
+      'SESSION_INVALID',
+      'OpaqueRef:gone',
+    ])
+    expect(await failure(url, 'Async.VM.frobnicate', 'OpaqueRef:gone', 'x')).toEqual([
+      'SESSION_INVALID',
+      'OpaqueRef:gone',
+    ])
+    expect(await failure(url, 'VM.frobnicate')).toEqual(['MESSAGE_METHOD_UNKNOWN', 'VM.frobnicate'])
+    expect(await failure(slaveUrl, 'VM.frobnicate', session)).toEqual([
+      'HOST_IS_SLAVE',
+      new URL(url).host,
+    ])
+  })
+
+  it('Async. on a message without an async mode: a Fault, after arity and session checks', async () => {
+    const [vm] = await ok(url, 'VM.get_all', session)
+    expect(await failure(url, 'Async.VM.get_record', session, vm)).toEqual([
+      'Fault',
+      'No async mode for this operation (rpc: VM.get_record)',
+    ])
+    expect(await failure(url, 'Async.VM.get_record', 'OpaqueRef:gone', vm)).toEqual([
+      'SESSION_INVALID',
+      'OpaqueRef:gone',
+    ])
+    expect((await failure(url, 'Async.VM.get_record', session))[0]).toBe(
+      'MESSAGE_PARAMETER_COUNT_MISMATCH'
+    )
+  })
+
+  it('system.listMethods: any parameters, no session check, the bare array over XML-RPC', async () => {
+    for (const params of [[], [session], ['OpaqueRef:gone', 'x']]) {
+      const r = await post(url, '/', methodCall('system.listMethods', params))
+      expect(r.body).toMatch(
+        /^<\?xml version="1.0"\?><methodResponse><params><param><value><array><data><value>/
+      )
+      expect(r.body).not.toContain('Status')
+      const list = parseMethodCall(
+        r.body
+          .replace('<methodResponse>', '<methodCall><methodName>x</methodName>')
+          .replace('</methodResponse>', '</methodCall>')
+      ).params[0]
+      expect(list).toContain('VM.get_all_records')
+    }
+    const j = await jsonCall(url, {
+      jsonrpc: '2.0',
+      method: 'system.listMethods',
+      params: [session],
+      id: 1,
+    })
+    expect(j.json.result).toContain('VM.get_all_records')
+    expect(await ok(url, 'system.isAlive:probe', 'hello')).toBe('hello')
   })
 
   it('answers malformed XML and a missing <params> with HTTP 500, and keeps serving', async () => {

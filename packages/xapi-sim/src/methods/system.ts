@@ -13,11 +13,13 @@ export function allMethodNames(): string[] {
   return cached
 }
 
+// gen_server.ml matches `system.listMethods` before looking at the parameters: any count is
+// accepted (XenAPI.py sends the session), also with an Async. prefix (the list itself, no task),
+// and no session is checked (see dispatch.ts).
+// Over XML-RPC the answer is the bare array, without the Status envelope (api_server.ml).
 defineMethod('system.listMethods', {
-  arity: [0],
+  arity: [0, 0],
   session: false,
   anyHost: true,
   run: () => allMethodNames(),
 })
-defineMethod('system.methodHelp', { arity: [1], session: false, anyHost: true, run: () => '' })
-defineMethod('system.methodSignature', { arity: [1], session: false, anyHost: true, run: () => [] })

@@ -76,9 +76,29 @@ async function call(
 ): Promise<unknown> {
   const isAsync = method.startsWith('Async.')
   const base = isAsync ? method.slice(6) : method
+  // gen_server.ml: `system.isAlive:<x>` echoes its first parameter
+  if (base.startsWith('system.isAlive:') && params.length > 0) return params[0]
   const spec = resolveMethod(base)
-  // xapi reports the name without its Async. prefix (server_helpers.ml, gen_server.ml)
-  if (!spec || (isAsync && !spec.async)) throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', [base])
+  if (base === 'system.listMethods') return spec!.run(undefined as never, [])
+  const pool = host.pool
+  const master = state.masterOf(pool)
+  /*
+   * xapi's session check (Session_check.check): an unknown session is SESSION_INVALID, a valid
+   * one on a supporter HOST_IS_SLAVE [master address].
+   */
+  const checkSession = (ref: unknown): SimSession => {
+    const session = state.session(ref, pool)
+    onSession(session)
+    if (master !== host)
+      throw new XapiFailure('HOST_IS_SLAVE', [master.url.replace(/^https?:\/\//, '')])
+    return session
+  }
+  if (!spec) {
+    // xapi's dispatcher checks the session of an unknown call (it may be an extension) before
+    // answering MESSAGE_METHOD_UNKNOWN; the name is reported without its Async. prefix
+    if (params.length > 0) checkSession(params[0])
+    throw new XapiFailure('MESSAGE_METHOD_UNKNOWN', [base])
+  }
   const withSession = spec.session !== false
   const offset = withSession ? 1 : 0
   // xapi counts neither the session nor the parameters that have defaults: a message with
@@ -93,14 +113,9 @@ async function call(
       String(received),
     ])
   }
-  const pool = host.pool
-  const master = state.masterOf(pool)
-  if (!spec.anyHost && master !== host) {
-    throw new XapiFailure('HOST_IS_SLAVE', [master.url.replace(/^https?:\/\//, '')])
-  }
   let session: SimSession | undefined
   if (withSession) {
-    session = state.session(params[0], pool)
+    session = spec.anyHost ? state.session(params[0], pool) : checkSession(params[0])
     onSession(session)
     session.calls++
     session.lastActive = new Date()
@@ -108,7 +123,12 @@ async function call(
       state.logout(session.ref)
       throw new XapiFailure('SESSION_INVALID', [session.ref])
     }
+  } else if (!spec.anyHost && master !== host) {
+    throw new XapiFailure('HOST_IS_SLAVE', [master.url.replace(/^https?:\/\//, '')])
   }
+  // server_helpers.ml do_dispatch: an Async. call of a message without an async mode
+  if (isAsync && !spec.async)
+    throw new XapiFailure('Fault', [`No async mode for this operation (rpc: ${base})`])
   const args = params.slice(offset)
   const injected = state.faults.takeFailure(method)
   if (injected) throw injected

@@ -130,6 +130,14 @@ export function xmlRpcSuccess(value: unknown): string {
   return out.join('')
 }
 
+/** A methodResponse whose single param is `value` itself (no Status envelope). */
+export function xmlRpcBare(value: unknown): string {
+  const out: string[] = ['<?xml version="1.0"?><methodResponse><params><param>']
+  encodeInto(out, value, false)
+  out.push('</param></params></methodResponse>')
+  return out.join('')
+}
+
 /** `{Status: Failure, ErrorDescription: [code, ...params]}` envelope. */
 export function xmlRpcFailure(description: readonly string[]): string {
   const out: string[] = [HEAD, '<member><name>Status</name><value>Failure</value></member>']
