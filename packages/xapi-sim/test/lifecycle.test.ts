@@ -135,6 +135,30 @@ describe('power lifecycle', () => {
     }
   })
 
+  it('changing_shadow_memory is a Halted-only operation (allowed_power_states)', async () => {
+    const running = await vm('web-01')
+    expect((await rec(running)).allowed_operations).not.toContain('changing_shadow_memory')
+    expect(
+      await failure(url, 'VM.assert_operation_valid', s, running, 'changing_shadow_memory')
+    ).toEqual(['VM_BAD_POWER_STATE', running, 'halted', 'running'])
+    expect((await rec(await vm('build-01'))).allowed_operations).toContain('changing_shadow_memory')
+  })
+
+  it('OTHER_OPERATION_IN_PROGRESS lists several operations and their tasks in braces', async () => {
+    const ref = await vm('web-01')
+    const db = sim.db.pool('pool-a')
+    db.update(ref, {
+      current_operations: { 'OpaqueRef:t1': 'snapshot', 'OpaqueRef:t2': 'checkpoint' },
+    })
+    expect(await failure(url, 'VM.assert_operation_valid', s, ref, 'clean_shutdown')).toEqual([
+      'OTHER_OPERATION_IN_PROGRESS',
+      'VM',
+      ref,
+      '{snapshot,checkpoint}',
+      '{OpaqueRef:t1,OpaqueRef:t2}',
+    ])
+  })
+
   it('OTHER_OPERATION_IN_PROGRESS while a slow clean shutdown runs; hard_shutdown still allowed', async () => {
     await sim.close()
     sim = await startSimulator({ seed: 'small', timeScale: 0.01 })

@@ -17,13 +17,15 @@ const ANY: PowerState[] = [H, P, S, R]
 
 // prettier-ignore
 const ALLOWED_STATES: Record<string, PowerState[]> = {
-  start: [H], start_on: [H], provision: [H], make_into_template: [H],
+  start: [H], start_on: [H], provision: [H], make_into_template: [H], changing_shadow_memory: [H],
   changing_static_range: [H], changing_memory_limits: [H], changing_VCPUs: [H],
   changing_dynamic_range: [H, R], changing_VCPUs_live: [R],
   unpause: [P],
   resume: [S], resume_on: [S],
   clean_shutdown: [R], clean_reboot: [R], suspend: [R], pause: [R], pool_migrate: [R],
-  snapshot_with_quiesce: [R],
+  snapshot_with_quiesce: [R], changing_shadow_memory_live: [R], changing_memory_live: [R],
+  awaiting_memory_live: [R], call_plugin: [R], data_source_op: [R], send_sysrq: [R],
+  send_trigger: [R], csvm: [S], get_boot_record: [P, S, R],
   hard_shutdown: [P, S, R], shutdown: [P, S, R], checkpoint: [P, S, R],
   hard_reboot: [P, R],
   migrate_send: [H, S, R],
@@ -120,9 +122,15 @@ export function vmOperationCheck(
       ops.map(([, o]) => o)
     )
   ) {
-    // xapi ≥ 23: [class, ref, operation(s), task(s)]; several ops as {a,b}
-    const names = ops.length === 1 ? ops[0]![1] : `{${ops.map(([, o]) => o).join(',')}}`
-    return ['OTHER_OPERATION_IN_PROGRESS', 'VM', ref, names, ops.map(([t]) => t).join(',')]
+    // xapi ≥ 25.x (xen-api PR 6588): [class, ref, operation, task]; several as {a,b} each
+    const braces = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{${xs.join(',')}}`)
+    return [
+      'OTHER_OPERATION_IN_PROGRESS',
+      'VM',
+      ref,
+      braces(ops.map(([, o]) => o)),
+      braces(ops.map(([t]) => t)),
+    ]
   }
   if (vm.is_a_template && !vm.is_a_snapshot) {
     const isDefault = vm.is_default_template || vm.other_config?.default_template === 'true'
