@@ -27,6 +27,27 @@ describe('bad archives on import', () => {
     expect(taskCount(sim, 1)).toBe(0)
   })
 
+  it('a source shorter than `length`: XAPI_CLIENT_LENGTH_MISMATCH, the task cancelled', async ({
+    sim,
+    src,
+    dst,
+    dir,
+  }) => {
+    const file = join(dir, 'vm.xva')
+    const exported = await exportVm(src, vmRef(sim, 'halted'))
+    await Promise.all([pipeline(exported.body, createWriteStream(file)), exported.task])
+    const whole = await readFile(file)
+    const error = await importVm(dst, Readable.from([whole.subarray(0, 100_000)]), {
+      length: whole.length,
+    }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'XAPI_CLIENT_LENGTH_MISMATCH' })
+    expect((error as Error).message).toBe(
+      `import source gave 100000 bytes where \`length\` said ${whole.length}`
+    )
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    expect(taskCount(sim, 1)).toBe(0)
+  })
+
   it('wrong first entry: IMPORT_ERROR_UNEXPECTED_FILE', async ({ sim, dst }) => {
     const text = Buffer.from('not an ova.xml\n')
     const archive = Buffer.concat([
