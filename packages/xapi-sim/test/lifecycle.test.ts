@@ -390,7 +390,7 @@ describe('hosts', () => {
     expect(await ok(url, 'VM.get_resident_on', s, await vm('web-01'))).toBe(h2!.ref)
   })
 
-  it('host.evacuate is cancellable: TASK_CANCELLED, its migration subtasks cancelled, VMs stay put', async () => {
+  it('host.evacuate is cancellable: cancelled, its migration subtasks cancelled, VMs stay put', async () => {
     await sim.close()
     sim = await startSimulator({ seed: 'small', timeScale: 1 }) // a migration takes ~1.5 s here
     url = sim.pools[0]!.masterUrl
@@ -401,7 +401,7 @@ describe('hosts', () => {
     await expect.poll(() => ok(url, 'task.get_subtasks', s, task), { interval: 10 }).toHaveLength(1)
     await ok(url, 'task.cancel', s, task)
     const t = await waitTask(url, s, task)
-    expect(t).toMatchObject({ status: 'cancelled', error_info: ['TASK_CANCELLED', task] })
+    expect(t).toMatchObject({ status: 'cancelled', error_info: [], progress: 1 })
     expect(await ok(url, 'task.get_status', s, t.subtasks[0])).toBe('cancelled')
     expect(await ok(url, 'VM.get_resident_on', s, await vm('web-01'))).toBe(h1!.ref)
     expect(await ok(url, 'host.get_current_operations', s, h1!.ref)).toEqual({})

@@ -265,14 +265,30 @@ describe('tasks', () => {
     ])
   })
 
-  it('a failing Async call fails its task with error_info', async () => {
+  it('a failing Async call fails its task with error_info and progress 1', async () => {
     const vm = await vmByName('build-01')
     const t = await runAsync(url, s, 'VM.clean_shutdown', vm)
     expect(t.status).toBe('failure')
     expect(t.error_info).toEqual(['VM_BAD_POWER_STATE', vm, 'running', 'halted'])
+    expect(t.progress).toBe(1)
+    expect(t.type).toBe('<none/>')
   })
 
-  it('task.cancel ends a cancellable task as cancelled with TASK_CANCELLED', async () => {
+  it('task.destroy of a pending task only marks it; it goes when it finishes', async () => {
+    const t = await ok(url, 'task.create', s, 'mine', '')
+    expect(await ok(url, 'task.get_allowed_operations', s, t)).toEqual([])
+    expect(await ok(url, 'task.get_type', s, t)).toBe('<none/>')
+    await ok(url, 'task.destroy', s, t)
+    expect(await ok(url, 'task.get_current_operations', s, t)).toEqual({ task: 'destroy' })
+    const vm = await vmByName('build-01')
+    const a = await ok(url, 'Async.VM.clone', s, vm, 'marked')
+    await ok(url, 'task.destroy', s, a)
+    await expect
+      .poll(async () => (await failure(url, 'task.get_status', s, a).catch(() => ['alive']))[0])
+      .toBe('HANDLE_INVALID')
+  })
+
+  it('task.cancel ends a cancellable task as cancelled (progress 1, error_info left empty)', async () => {
     const sim2 = await startSimulator({ seed: 'small', timeScale: 0.05 })
     try {
       const u = sim2.pools[0]!.masterUrl
@@ -285,7 +301,11 @@ describe('tasks', () => {
       await ok(u, 'task.cancel', s2, task)
       const t = await waitTask(u, s2, task)
       expect(t.status).toBe('cancelled')
-      expect(t.error_info).toEqual(['TASK_CANCELLED', task])
+      // TaskHelper.cancel sets status, progress, finished, allowed_operations, not error_info;
+      // the cancel request stays in current_operations, keyed by the cancel call's task
+      expect(t).toMatchObject({ error_info: [], progress: 1, allowed_operations: [] })
+      expect(Object.values(t.current_operations)).toEqual(['cancel'])
+      expect(Object.keys(t.current_operations)).not.toContain(task)
       expect(await ok(u, 'VM.get_power_state', s2, vm)).toBe('Running')
       expect(await ok(u, 'VM.get_current_operations', s2, vm)).toEqual({})
     } finally {

@@ -1,5 +1,5 @@
 import { XapiFailure } from '../errors.js'
-import { createTask, forgetTask, requestCancel } from '../model/tasks.js'
+import { createTask, destroyTask, requestCancel } from '../model/tasks.js'
 import { defineMethod, toFloat, toList, toStr } from '../rpc/registry.js'
 
 const STATUSES = ['pending', 'success', 'failure', 'cancelling', 'cancelled']
@@ -12,6 +12,8 @@ defineMethod('task.create', {
       name_label: toStr(label),
       name_description: toStr(description),
       hostRef: ctx.host.ref,
+      // TaskHelper.make: allowed_operations = [] (only xapi's workers mark tasks cancellable)
+      cancellable: false,
     }),
 })
 
@@ -19,8 +21,7 @@ defineMethod('task.destroy', {
   arity: [1],
   run(ctx, [ref]) {
     ctx.db.require('task', ref)
-    ctx.db.destroy(ref as string)
-    forgetTask(ref as string)
+    destroyTask(ctx.db, ref as string)
   },
 })
 
@@ -31,7 +32,7 @@ defineMethod('task.cancel', {
   async: true,
   run(ctx, [ref]) {
     ctx.db.require('task', ref)
-    requestCancel(ctx.db, ref as string)
+    requestCancel(ctx.db, ref as string, ctx.task.ref)
   },
 })
 

@@ -575,7 +575,8 @@ export function newTask(p: Partial): SimRecord {
     status: 'pending',
     resident_on: NULL,
     progress: 0,
-    type: '',
+    // TaskHelper.make: "<none/>" (never changed afterwards)
+    type: '<none/>',
     result: '',
     error_info: [],
     other_config: {},

@@ -1,6 +1,6 @@
 import { XapiFailure } from '../errors.js'
 import { encodeXmlRpcValue } from '../wire/xml-rpc.js'
-import type { PoolDb } from './db.js'
+import { newRef, type PoolDb } from './db.js'
 import { newTask } from './records.js'
 
 /** xapi's `completed_task_timeout`: finished tasks are destroyed after 65 min (scaled). */
@@ -93,41 +93,73 @@ export function isCancelRequested(db: PoolDb, ref: string): boolean {
 }
 
 /**
- * `task.cancel`: records the request in `current_operations` (as xapi does); the worker ends the
- * task as `cancelled` at its next cancellable point. Finished tasks are left alone.
+ * `task.cancel` (Xapi_task.cancel): sets `current_operations` to `{<the cancel call's task>:
+ * cancel}` whatever the task's status; a pending task's worker ends it as `cancelled` at its
+ * next cancellable point.
  */
-export function requestCancel(db: PoolDb, ref: string): void {
+export function requestCancel(db: PoolDb, ref: string, byTask: string = newRef()): void {
   const t = db.require('task', ref)
-  if (t.status !== 'pending') return
-  db.update(ref, { current_operations: { ...t.current_operations, [ref]: 'cancel' } })
-  controllers.get(ref)?.abort()
+  db.update(ref, { current_operations: { [byTask]: 'cancel' } })
+  if (t.status === 'pending') controllers.get(ref)?.abort()
 }
 
-/** Marks a task successful; `value` becomes the XML-RPC fragment in `result`. */
+/**
+ * `task.destroy` (Xapi_task.destroy): a finished task goes at once; a pending one is only marked
+ * (`current_operations` gets `task: destroy`) and goes when it finishes.
+ */
+export function destroyTask(db: PoolDb, ref: string): void {
+  const t = db.require('task', ref)
+  if (t.status === 'pending') {
+    db.update(ref, { current_operations: { ...t.current_operations, task: 'destroy' } })
+    return
+  }
+  db.destroy(ref)
+  controllers.delete(ref)
+}
+
+/** Destroys a finished task that `task.destroy` marked while it was pending. */
+function destroyIfMarked(db: PoolDb, ref: string): void {
+  const t = db.get(ref)
+  if (t && Object.values(t.current_operations as Record<string, string>).includes('destroy'))
+    db.destroy(ref)
+}
+
+/**
+ * Marks a pending task successful (TaskHelper.complete); `value` becomes the XML-RPC fragment in
+ * `result`. `current_operations` is left as it is, as xapi does.
+ */
 export function completeTask(db: PoolDb, ref: string, value: unknown): void {
-  if (!db.get(ref)) return
+  const t = db.get(ref)
+  controllers.delete(ref)
+  if (!t || t.status !== 'pending') return
   db.update(ref, {
     allowed_operations: [],
-    current_operations: {},
     finished: new Date(),
     progress: 1,
     result: encodeXmlRpcValue(value ?? ''),
     status: 'success',
   })
-  controllers.delete(ref)
+  destroyIfMarked(db, ref)
 }
 
-/** Marks a task failed (or cancelled, for TASK_CANCELLED) with `error_info = description`. */
+/**
+ * Ends a pending task on an error: TASK_CANCELLED → `cancelled` (TaskHelper.cancel: progress 1,
+ * `error_info` left empty), anything else → `failure` with `error_info = description`
+ * (TaskHelper.failed, progress 1 too).
+ */
 export function failTask(db: PoolDb, ref: string, description: readonly string[]): void {
-  if (!db.get(ref)) return
-  db.update(ref, {
-    allowed_operations: [],
-    current_operations: {},
-    finished: new Date(),
-    error_info: [...description],
-    status: description[0] === 'TASK_CANCELLED' ? 'cancelled' : 'failure',
-  })
+  const t = db.get(ref)
   controllers.delete(ref)
+  if (!t || t.status !== 'pending') return
+  const cancelled = description[0] === 'TASK_CANCELLED'
+  db.update(ref, {
+    progress: 1,
+    ...(cancelled ? {} : { error_info: [...description] }),
+    finished: new Date(),
+    allowed_operations: [],
+    status: cancelled ? 'cancelled' : 'failure',
+  })
+  destroyIfMarked(db, ref)
 }
 
 /** Destroys finished tasks older than the (scaled) timeouts; returns how many went. */

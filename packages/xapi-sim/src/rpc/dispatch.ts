@@ -40,7 +40,9 @@ export async function dispatch(
   let outcome: Outcome
   const latency = state.faults.currentLatencyMs
   try {
-    if (latency > 0) await delay(latency)
+    // node timers may fire a fraction of a millisecond early: wait out the full latency
+    while (latency > 0 && performance.now() - started < latency)
+      await delay(Math.max(1, latency - (performance.now() - started)))
     const value = await call(state, host, method, params, (s) => (session = s))
     outcome = { ok: true, value }
   } catch (e) {
