@@ -334,6 +334,27 @@ describe('JSON-RPC on /jsonrpc', () => {
     expect(r.json.result.is_a_template).toBe(false)
   })
 
+  it('requests ocaml-rpc refuses (no id, null id, v1 without params, bad jsonrpc) → HTTP 500', async () => {
+    for (const body of [
+      { jsonrpc: '2.0', method: 'pool.get_all', params: [session] },
+      { jsonrpc: '2.0', method: 'pool.get_all', params: [session], id: null },
+      { jsonrpc: '2.0', method: 'pool.get_all', params: [session], id: 1.5 },
+      { method: 'pool.get_all', id: 1 },
+      { jsonrpc: '1.0', method: 'pool.get_all', params: [session], id: 1 },
+      { jsonrpc: '2.0', method: 'pool.get_all', params: 'x', id: 1 },
+    ]) {
+      expect((await jsonCall(url, body)).status, JSON.stringify(body)).toBe(500)
+    }
+    // v2 without params is a call with none
+    expect(
+      (await jsonCall(url, { jsonrpc: '2.0', method: 'pool.get_all', id: 'x' })).json.error
+    ).toEqual({
+      code: 1,
+      message: 'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      data: ['pool.get_all', '0', '-1'],
+    })
+  })
+
   it('malformed JSON → HTTP 500, and the server keeps serving', async () => {
     const r = await post(url, '/jsonrpc', '{"method": ', 'application/json')
     expect(r.status).toBe(500)

@@ -56,16 +56,30 @@ export function encodeJson(value: unknown): string {
 
 export type JsonRpcRequest = { method: string; params: unknown[]; id: unknown; v2: boolean }
 
-/** Parses a JSON-RPC v1/v2 request; throws a `SyntaxError`/`TypeError` when it is not one. */
+/**
+ * Parses a JSON-RPC v1/v2 request as ocaml-rpc's `version_id_and_call_of_string` does; throws a
+ * `SyntaxError`/`TypeError` when it is not one (xapi then answers HTTP 500): `jsonrpc` absent
+ * (v1) or `"2.0"`; v1 needs a `params` array, v2 takes none, null, an array or one object; `id`
+ * must be an integer or a string (no notifications).
+ */
 export function parseJsonRpc(body: string): JsonRpcRequest {
   const req = JSON.parse(body) as unknown
   if (typeof req !== 'object' || req === null || Array.isArray(req))
-    throw new TypeError('not an object')
+    throw new TypeError('Invalid request body')
   const r = req as Record<string, unknown>
-  if (typeof r.method !== 'string') throw new TypeError('no method')
-  const params = r.params === undefined ? [] : r.params
-  if (!Array.isArray(params)) throw new TypeError('params is not an array')
-  return { method: r.method, params, id: r.id ?? null, v2: r.jsonrpc === '2.0' }
+  if (typeof r.method !== 'string') throw new TypeError("Invalid field 'method' in request body")
+  if (r.jsonrpc !== undefined && r.jsonrpc !== '2.0')
+    throw new TypeError("Invalid field 'jsonrpc' in request body")
+  const v2 = r.jsonrpc === '2.0'
+  let params: unknown[]
+  if (Array.isArray(r.params)) params = r.params
+  else if (v2 && (r.params === undefined || r.params === null)) params = []
+  else if (v2 && typeof r.params === 'object') params = [r.params]
+  else throw new TypeError("Invalid field 'params' in request body")
+  const id = r.id
+  if (!(typeof id === 'string' || (typeof id === 'number' && Number.isInteger(id))))
+    throw new TypeError("Invalid field 'id' in request body")
+  return { method: r.method, params, id, v2 }
 }
 
 /** Response body for a JSON-RPC request: v1 `{result, error, id}`, v2 `{jsonrpc, result|error, id}`. */
