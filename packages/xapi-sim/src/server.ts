@@ -73,7 +73,8 @@ async function handleRpc(
   host: HostRuntime,
   req: IncomingMessage,
   res: ServerResponse,
-  json: boolean
+  json: boolean,
+  local: boolean
 ) {
   const body = await readBody(req)
   if (body === undefined) return send(res, 500, 'text/html', INTERNAL_ERROR_HTML)
@@ -90,7 +91,7 @@ async function handleRpc(
       )
     }
     if (state.faults.shouldDrop(rpc.method)) return void req.socket.destroy()
-    const outcome = await dispatch(state, host, rpc.method, rpc.params, 'json-rpc')
+    const outcome = await dispatch(state, host, rpc.method, rpc.params, 'json-rpc', { local })
     const extra = thumbprintHeaders(state, req, outcome)
     return send(res, 200, 'application/json', jsonRpcResponse(rpc, outcome), extra)
   }
@@ -110,7 +111,7 @@ async function handleRpc(
     return send(res, 500, 'text/html', INTERNAL_ERROR_HTML)
   }
   if (state.faults.shouldDrop(call.method)) return void req.socket.destroy()
-  const outcome = await dispatch(state, host, call.method, call.params, 'xml-rpc')
+  const outcome = await dispatch(state, host, call.method, call.params, 'xml-rpc', { local })
   // api_server.ml: system.listMethods answers the bare array, without the Status envelope
   const answer = !outcome.ok
     ? xmlRpcFailure(outcome.description)
@@ -120,8 +121,16 @@ async function handleRpc(
   send(res, 200, 'text/xml', answer, thumbprintHeaders(state, req, outcome))
 }
 
-/** The request listener of one host: RPC paths, CORS preflight, else the HTTP actions. */
-export function createRequestListener(state: SimState, host: HostRuntime, ctx: SimContext) {
+/**
+ * The request listener of one host: RPC paths, CORS preflight, else the HTTP actions. `local`:
+ * the unix socket (logins there need no password, as on xapi's local socket).
+ */
+export function createRequestListener(
+  state: SimState,
+  host: HostRuntime,
+  ctx: SimContext,
+  local = false
+) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -140,9 +149,9 @@ export function createRequestListener(state: SimState, host: HostRuntime, ctx: S
         return void res.end()
       }
       if (req.method === 'POST' && XML_PATHS.has(path))
-        return handleRpc(state, host, req, res, false)
+        return handleRpc(state, host, req, res, false, local)
       if (req.method === 'POST' && JSON_PATHS.has(path))
-        return handleRpc(state, host, req, res, true)
+        return handleRpc(state, host, req, res, true, local)
       return handleHttpAction(ctx, req, res)
     }
     run().catch(() => {
@@ -198,7 +207,10 @@ export async function listenUnix(
   ctx: SimContext,
   socketPath: string
 ) {
-  const server = http.createServer({ requestTimeout: 0 }, createRequestListener(state, host, ctx))
+  const server = http.createServer(
+    { requestTimeout: 0 },
+    createRequestListener(state, host, ctx, true)
+  )
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(socketPath, () => {

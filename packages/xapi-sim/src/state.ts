@@ -124,13 +124,13 @@ export class SimState {
   }
 
   /** A new session on `pool` for the simulated user (login checks done by the caller). */
-  createSession(pool: PoolRuntime, originator = ''): SimSession {
+  createSession(pool: PoolRuntime, originator = '', user = this.user): SimSession {
     const now = new Date()
     const s: SimSession = {
       ref: newRef(),
       uuid: randomUUID(),
       pool,
-      user: this.user,
+      user,
       originator,
       hostRef: this.masterOf(pool).ref,
       created: now,

@@ -175,6 +175,41 @@ describe('XAPI errors', () => {
     ])
   })
 
+  it('the local unix socket trusts its caller: any password logs in (xapi Context.preauth)', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const http = await import('node:http')
+    const dir = await mkdtemp(join(tmpdir(), 'xapi-sim-sock-'))
+    try {
+      const socketPath = join(dir, 'xapi')
+      await using local = await startSimulator({ seed: 'small', timeScale: 0.001, socketPath })
+      const viaSocket = (body: string) =>
+        new Promise<string>((resolve, reject) => {
+          const req = http.request({ socketPath, path: '/', method: 'POST' }, (res) => {
+            let t = ''
+            res.on('data', (d) => (t += d))
+            res.on('end', () => resolve(t))
+          })
+          req.on('error', reject)
+          req.end(body)
+        })
+      const answer = decodeResponse(
+        await viaSocket(methodCall('session.login_with_password', ['root', '']))
+      )
+      expect(answer.Status).toBe('Success')
+      expect(
+        decodeResponse(await viaSocket(methodCall('pool.get_all', [answer.Value]))).Value
+      ).toHaveLength(1)
+      // over TCP the password is still checked
+      expect(
+        (await failure(local.pools[0]!.masterUrl, 'session.login_with_password', 'root', ''))[0]
+      ).toBe('SESSION_AUTHENTICATION_FAILED')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   it('SESSION_INVALID [ref] and SESSION_AUTHENTICATION_FAILED [user, msg]', async () => {
     expect(await failure(url, 'VM.get_all', 'OpaqueRef:bogus')).toEqual([
       'SESSION_INVALID',

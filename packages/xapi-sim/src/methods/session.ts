@@ -29,12 +29,27 @@ function self(ctx: CallCtx, ref: unknown): SimSession {
   return s
 }
 
+/**
+ * xapi_session.ml: over the local unix socket (`Context.preauth = root`) any credentials are
+ * trusted; elsewhere a bad password is answered after a 5 s pause (against brute force; scaled
+ * here) with SESSION_AUTHENTICATION_FAILED [uname, msg].
+ */
+async function login(ctx: CallCtx, user: unknown, pwd: unknown, originator = '') {
+  if (ctx.local) return ctx.state.createSession(ctx.pool, originator, String(user)).ref
+  try {
+    return ctx.state.login(ctx.pool, user, pwd, originator).ref
+  } catch (e) {
+    await ctx.state.sleep(5000)
+    throw e
+  }
+}
+
 // session.login_with_password(uname, pwd, version = "1.1", originator = "")
 defineMethod('session.login_with_password', {
   arity: [4, 3, 2],
   session: false,
   run: (ctx, [user, pwd, _version, originator]) =>
-    ctx.state.login(ctx.pool, user, pwd, typeof originator === 'string' ? originator : '').ref,
+    login(ctx, user, pwd, typeof originator === 'string' ? originator : ''),
 })
 
 // Emergency-mode login on any host (local DB): accepted on supporters too.
@@ -42,7 +57,7 @@ defineMethod('session.slave_local_login_with_password', {
   arity: [2],
   session: false,
   anyHost: true,
-  run: (ctx, [user, pwd]) => ctx.state.login(ctx.pool, user, pwd).ref,
+  run: (ctx, [user, pwd]) => login(ctx, user, pwd),
 })
 
 defineMethod('session.logout', {

@@ -33,7 +33,8 @@ export async function dispatch(
   host: HostRuntime,
   method: string,
   params: unknown[],
-  transport: 'xml-rpc' | 'json-rpc'
+  transport: 'xml-rpc' | 'json-rpc',
+  opts: { local?: boolean } = {}
 ): Promise<Outcome> {
   const started = performance.now()
   let session: SimSession | undefined
@@ -43,7 +44,7 @@ export async function dispatch(
     // node timers may fire a fraction of a millisecond early: wait out the full latency
     while (latency > 0 && performance.now() - started < latency)
       await delay(Math.max(1, latency - (performance.now() - started)))
-    const value = await call(state, host, method, params, (s) => (session = s))
+    const value = await call(state, host, method, params, (s) => (session = s), opts.local ?? false)
     outcome = { ok: true, value }
   } catch (e) {
     outcome = { ok: false, description: toErrorDescription(e) }
@@ -74,7 +75,8 @@ async function call(
   host: HostRuntime,
   method: string,
   params: unknown[],
-  onSession: (s: SimSession) => void
+  onSession: (s: SimSession) => void,
+  local: boolean
 ): Promise<unknown> {
   const isAsync = method.startsWith('Async.')
   const base = isAsync ? method.slice(6) : method
@@ -144,6 +146,7 @@ async function call(
       session,
       task: syncHandle(newRef()),
       method: base,
+      local,
     }
     return await spec.run(ctx, args)
   }
@@ -156,6 +159,7 @@ async function call(
     session,
     task: taskHandle(db, taskRef),
     method: base,
+    local,
   }
   void (async () => {
     try {

@@ -16,6 +16,11 @@ export type CallCtx = {
   task: TaskHandle
   /** The method name without `Async.`. */
   method: string
+  /**
+   * The call came over the local unix socket (xapi's `Context.preauth`: the caller is trusted as
+   * root, logins need no password).
+   */
+  local?: boolean
 }
 
 export type MethodSpec = {
