@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import { XapiClientError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
-import type { TransferClient } from './client-shape.js'
+import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
@@ -61,6 +61,7 @@ export async function exportVm(
       preserve_power_state: full ? String(o.preservePowerState) : undefined,
     })
   } catch (error) {
+    await unclaimedTaskEnder(client, task.ref)?.('failure', error).catch(() => {})
     await task.destroy().catch(() => {})
     throw error
   }
@@ -71,6 +72,7 @@ export async function exportVm(
     onProgress: o.onProgress,
     // Without the verifier the task's progress is the only completion estimate.
     watchTaskFromStart: o.onProgress !== undefined && !o.verify && full,
+    endUnclaimedTask: unclaimedTaskEnder(client, task.ref),
   })
   let conn: Connection
   let chunked: boolean

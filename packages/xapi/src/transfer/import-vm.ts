@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import { XapiClientError, XapiProtocolError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
-import type { TransferClient } from './client-shape.js'
+import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
 import { resolveImportOptions, type ImportVmOptions } from './options.js'
@@ -41,6 +41,7 @@ export async function importVm(
         sr_id: o.sr,
       })
     } catch (error) {
+      await unclaimedTaskEnder(client, task.ref)?.('failure', error).catch(() => {})
       await task.destroy().catch(() => {})
       throw error
     }
@@ -52,6 +53,7 @@ export async function importVm(
       onProgress: o.onProgress,
       // Without a length the task's progress is the only completion estimate.
       watchTaskFromStart: o.onProgress !== undefined && o.length === undefined,
+      endUnclaimedTask: unclaimedTaskEnder(client, task.ref),
     })
     const result = await run.conclude(upload(run, client, target, source, o.length))
     return decodeVmRefs(result)

@@ -34,6 +34,9 @@ export class TransferRun {
   readonly #stallTimeoutMs: number
   readonly #watchAfterIdleMs: number
   readonly #what: string
+  readonly #endUnclaimed:
+    ((status: 'cancelled' | 'failure', error: unknown) => Promise<void>) | undefined
+  readonly #userSignal: AbortSignal | undefined
   #waitingOnPeer: () => boolean = () => false
   #settled = false
   #answered = false
@@ -54,8 +57,13 @@ export class TransferRun {
        * update costs an `event.from` round trip on both sides, which slows the transfer.
        */
       watchTaskFromStart: boolean
+      /** Ends a task no handler took over (see `TransferClient.call`). */
+      endUnclaimedTask?:
+        ((status: 'cancelled' | 'failure', error: unknown) => Promise<void>) | undefined
     }
   ) {
+    this.#endUnclaimed = options.endUnclaimedTask
+    this.#userSignal = options.signal
     this.task = task
     this.#what = options.what
     this.#stallTimeoutMs = options.stallTimeoutMs
@@ -182,7 +190,13 @@ export class TransferRun {
   }
 
   async #verdictAfterFailure(error: unknown): Promise<unknown> {
-    if (!this.#answered) return error
+    if (!this.#answered) {
+      // No handler took the task over: it stays pending (and a destroy only marks it) unless we
+      // end it ourselves, as xe does when it fails before the handler set the progress.
+      const aborted = this.#userSignal?.aborted === true && error === this.#userSignal.reason
+      await this.#endUnclaimed?.(aborted ? 'cancelled' : 'failure', error).catch(() => {})
+      return error
+    }
     if (isTransportFailure(error)) {
       // The connection only tells "closed": the task says why (e.g. VM_BAD_POWER_STATE, an
       // import error). Wait for it before blaming the network.
