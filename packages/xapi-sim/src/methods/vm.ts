@@ -1,5 +1,6 @@
 import { XapiFailure } from '../errors.js'
 import { destroyVdi } from '../model/storage.js'
+import { requestCancel } from '../model/tasks.js'
 import { copyVm, destroyVmRecord } from '../model/vm-copy.js'
 import { assertCanRunOn, placeVm, setHalted, setRunning, setSuspended } from '../model/vm-power.js'
 import { assertVmOperation, refreshVm, vmMemory, withVmOperation } from '../model/vm-state.js'
@@ -78,8 +79,39 @@ export async function cleanShutdownVm(ctx: CallCtx, ref: string) {
   await delayAfter(ctx, ref, 'shutdown_delay')
 }
 
+/**
+ * message_forwarding.ml: a hard shutdown/reboot first cancels the tasks of the gentler operations
+ * running on the VM (they end `cancelled`).
+ */
+const CANCELLED_BY_HARD: Record<string, string[]> = {
+  hard_shutdown: [
+    'clean_shutdown',
+    'clean_reboot',
+    'hard_reboot',
+    'pool_migrate',
+    'call_plugin',
+    'suspend',
+    'shutdown',
+  ],
+  hard_reboot: [
+    'clean_shutdown',
+    'clean_reboot',
+    'pool_migrate',
+    'call_plugin',
+    'suspend',
+    'shutdown',
+  ],
+}
+function cancelGentlerOps(ctx: CallCtx, ref: string, op: string): void {
+  const ops = ctx.db.get(ref)?.current_operations as Record<string, string> | undefined
+  for (const [task, o] of Object.entries(ops ?? {}))
+    if (CANCELLED_BY_HARD[op]!.includes(o) && ctx.db.has('task', task))
+      requestCancel(ctx.db, task, ctx.task.ref)
+}
+
 export async function hardShutdownVm(ctx: CallCtx, ref: string) {
   await withVmOperation(ctx.db, ref, 'hard_shutdown', ctx.task.ref, async () => {
+    cancelGentlerOps(ctx, ref, 'hard_shutdown')
     await work(ctx, DURATIONS.hardShutdown, { to: 0.9 })
     setHalted(ctx.db, ref)
   })
@@ -154,6 +186,7 @@ defineMethod('VM.hard_reboot', {
   async: true,
   run: (ctx, [vm]) =>
     withVmOperation(ctx.db, vm as string, 'hard_reboot', ctx.task.ref, async (rec) => {
+      cancelGentlerOps(ctx, vm as string, 'hard_reboot')
       await work(ctx, DURATIONS.reboot, { to: 0.95 })
       setRunning(ctx.db, vm as string, rec.resident_on as string)
     }),
