@@ -410,6 +410,12 @@ describe('events', () => {
     expect(empty.events).toEqual([])
     const [pool] = await ok(url, 'pool.get_all', s)
     const waiting = ok(url, 'event.from', s, ['pool'], token, 30)
+    // the class must be the ref's table name exactly
+    expect(await failure(url, 'event.inject', s, 'Pool', pool)).toEqual([
+      'HANDLE_INVALID',
+      'Pool',
+      pool,
+    ])
     const injected = await ok(url, 'event.inject', s, 'pool', pool)
     expect(injected).toMatch(/^\d{20},\d{20}$/)
     const got = await waiting

@@ -1,6 +1,6 @@
 import { XapiFailure } from '../errors.js'
 import type { PoolDb } from '../model/db.js'
-import { canonicalClass, genericClasses } from '../rpc/generic.js'
+import { genericClasses } from '../rpc/generic.js'
 import { defineMethod, toFloat, toList, type CallCtx } from '../rpc/registry.js'
 import { I4 } from '../wire/values.js'
 
@@ -170,9 +170,11 @@ defineMethod('event.from', {
 defineMethod('event.inject', {
   arity: [2],
   run(ctx, [cls, ref]) {
-    const c = canonicalClass(String(cls)) ?? String(cls)
-    ctx.db.require(c, ref)
-    ctx.db.touch(ref as string)
+    // xapi compares the ref's table name with `_class` exactly (`vm` is not `VM`)
+    const c = String(cls)
+    if (typeof ref !== 'string' || ctx.db.classOf(ref) !== c)
+      throw new XapiFailure('HANDLE_INVALID', [c, String(ref)])
+    ctx.db.touch(ref)
     // xapi returns the token just before the touch, so that event.from with it sees the change
     return formatToken(ctx.db.generation - 1)
   },
