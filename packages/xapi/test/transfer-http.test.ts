@@ -212,3 +212,50 @@ describe('a proxy answering exports with a chunked body', () => {
     }
   })
 })
+
+describe('a proxy answering an error status', () => {
+  it('rejects with the status and leaves no task behind', async ({ signal }) => {
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01 })
+    const upstream = new URL(sim.pools[0]!.masterUrl)
+    const proxy = http.createServer((req, res) => {
+      if (req.url?.startsWith('/export')) {
+        req.resume()
+        res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway\n')
+        return
+      }
+      const forward = http.request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 500, answer.headers)
+          answer.pipe(res)
+        }
+      )
+      req.pipe(forward)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (proxy.address() as net.AddressInfo).port
+      await using client = await connect({
+        url: `http://127.0.0.1:${port}`,
+        user: sim.user,
+        password: sim.password,
+      })
+      const vm = sim.db.find('VM', (r) => r.name_label === 'halted')![0] as Ref<'VM'>
+      const error = await exportVm(client, vm, { signal }).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'XAPI_CLIENT_TRANSPORT', status: 502 })
+      expect((error as Error).message).toBe(
+        `HTTP 502 Bad Gateway from GET http://127.0.0.1:${port}/export`
+      )
+      expect(sim.db.pool('src').all('task').size).toBe(0)
+    } finally {
+      proxy.closeAllConnections()
+      await new Promise((resolve) => proxy.close(resolve))
+    }
+  })
+})

@@ -40,6 +40,7 @@ export class TransferRun {
   #waitingOnPeer: () => boolean = () => false
   #settled = false
   #answered = false
+  #claimed = false
   #graceMs = TASK_VERDICT_GRACE_MS
 
   constructor(
@@ -105,6 +106,7 @@ export class TransferRun {
   markAnswered(status: number): void {
     // 404: no handler took the request, the task was never seen.
     this.#answered = status !== 404
+    this.#claimed = status === 200
     if (status !== 200) this.#graceMs = STATUS_VERDICT_GRACE_MS
   }
 
@@ -197,11 +199,17 @@ export class TransferRun {
       await this.#endUnclaimed?.(aborted ? 'cancelled' : 'failure', error).catch(() => {})
       return error
     }
-    if (isTransportFailure(error)) {
-      // The connection only tells "closed": the task says why (e.g. VM_BAD_POWER_STATE, an
-      // import error). Wait for it before blaming the network.
+    if (isTransportFailure(error) || !this.#claimed) {
+      // The connection only tells "closed" (or xapi answered an error status): the task says why
+      // (e.g. VM_BAD_POWER_STATE, an import error). Wait for it before blaming the network.
       const outcome = await this.#verdict()
       if (outcome !== undefined && !outcome.ok) return outcome.error
+      if (!this.#claimed) {
+        // An error status from something that never ran xapi's handler (a proxy): no worker will
+        // end the task, so there is nothing to cancel either.
+        if (outcome === undefined) await this.#endUnclaimed?.('failure', error).catch(() => {})
+        return error
+      }
     }
     await this.task.cancel().catch(() => {})
     await this.#verdict()
