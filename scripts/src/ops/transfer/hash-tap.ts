@@ -33,6 +33,8 @@ export class HashTap extends Transform {
   #next = 0
   #filled = 0
   #inFlight = 0
+  /** The digest was asked for: the worker owes an answer. */
+  #ending = false
   /** The rest of a chunk waiting for a free slot, and the callback to call once it is queued. */
   #waiting: { chunk: Buffer; callback: TransformCallback } | undefined
   readonly #digest: Promise<string>
@@ -44,7 +46,6 @@ export class HashTap extends Transform {
       eval: true,
       workerData: { ring: this.#ring, slot: SLOT_BYTES },
     })
-    this.#worker.unref()
     let resolveDigest!: (hex: string) => void
     let rejectDigest!: (error: Error) => void
     this.#digest = new Promise((resolve, reject) => {
@@ -58,7 +59,7 @@ export class HashTap extends Transform {
         void this.#worker.terminate()
         return
       }
-      this.#inFlight--
+      if (--this.#inFlight === 0 && !this.#ending) this.#worker.unref()
       const waiting = this.#waiting
       if (waiting) {
         this.#waiting = undefined
@@ -70,6 +71,8 @@ export class HashTap extends Transform {
       rejectDigest(error)
       this.destroy(error)
     })
+    // Held (ref'd) only while it owes an answer: an idle tap never keeps the process alive.
+    this.#worker.unref()
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -105,6 +108,7 @@ export class HashTap extends Transform {
   /** Hands the current slot (if it holds anything) to the worker. */
   #send(): void {
     if (this.#filled === 0) return
+    if (this.#inFlight === 0) this.#worker.ref()
     this.#worker.postMessage({ slot: this.#next, length: this.#filled })
     this.#next = (this.#next + 1) % SLOTS
     this.#filled = 0
@@ -114,6 +118,8 @@ export class HashTap extends Transform {
   override _flush(callback: TransformCallback): void {
     // A free slot is not needed: the current one is never in flight.
     this.#send()
+    this.#ending = true
+    this.#worker.ref()
     this.#worker.postMessage('end')
     callback()
   }

@@ -36,10 +36,10 @@ export async function writeExport(
   const { final, part } = exportPaths(dir, file)
   signal.throwIfAborted()
   let done = false
+  let tap: HashTap | undefined
   try {
-    const tap = new HashTap()
     let fraction: number | undefined
-    const report = () => options.onProgress?.(tap.bytes, fraction)
+    const report = () => options.onProgress?.(tap?.bytes ?? 0, fraction)
     const { body, task } = await exportVm(client, options.vm, {
       compression: options.compression,
       metadataOnly: options.metadataOnly,
@@ -50,6 +50,8 @@ export async function writeExport(
         report()
       },
     })
+    // Made only now that there is a body to hash: its worker thread stops with the stream.
+    tap = new HashTap()
     tap.on('data', report)
     const out = createWriteStream(part, { mode: 0o644, highWaterMark: 1024 * 1024 })
     const [written, finished] = await Promise.allSettled([
@@ -81,7 +83,10 @@ export async function writeExport(
   } catch (error) {
     throw isLocalFsError(error) ? localError(error, part) : error
   } finally {
-    if (!done) await removeQuietly(part)
+    if (!done) {
+      tap?.destroy()
+      await removeQuietly(part)
+    }
   }
 }
 
