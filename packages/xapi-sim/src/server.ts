@@ -12,6 +12,9 @@ const MAX_BODY = 64 * 2 ** 20
 const XML_PATHS = new Set(['/', '/RPC2', '/xmlrpc'])
 const JSON_PATHS = new Set(['/jsonrpc', '/json'])
 
+/** api_server.ml adds these to every RPC answer (besides `Access-Control-Allow-Origin: *`). */
+const RPC_HEADERS = { 'access-control-allow-headers': 'X-Requested-With' }
+
 const INTERNAL_ERROR_HTML =
   '<html><body><h1>HTTP 500 internal server error</h1>An unexpected error occurred; ' +
   'please wait a while and try again. If the problem persists, please contact your support ' +
@@ -93,7 +96,10 @@ async function handleRpc(
     if (state.faults.shouldDrop(rpc.method)) return void req.socket.destroy()
     const outcome = await dispatch(state, host, rpc.method, rpc.params, 'json-rpc', { local })
     const extra = thumbprintHeaders(state, req, outcome)
-    return send(res, 200, 'application/json', jsonRpcResponse(rpc, outcome), extra)
+    return send(res, 200, 'application/json', jsonRpcResponse(rpc, outcome), {
+      ...RPC_HEADERS,
+      ...extra,
+    })
   }
   let call
   try {
@@ -118,7 +124,7 @@ async function handleRpc(
     : call.method === 'system.listMethods'
       ? xmlRpcBare(outcome.value)
       : xmlRpcSuccess(outcome.value)
-  send(res, 200, 'text/xml', answer, thumbprintHeaders(state, req, outcome))
+  send(res, 200, 'text/xml', answer, { ...RPC_HEADERS, ...thumbprintHeaders(state, req, outcome) })
 }
 
 /**

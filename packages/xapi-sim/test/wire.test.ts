@@ -29,6 +29,7 @@ describe('XML-RPC envelope', () => {
     expect(r.status).toBe(200)
     expect(r.type).toBe('text/xml')
     expect(r.headers['access-control-allow-origin']).toBe('*')
+    expect(r.headers['access-control-allow-headers']).toBe('X-Requested-With')
     expect(r.body).toMatch(
       new RegExp(
         `^${escape(ENVELOPE_HEAD)}<member><name>Status</name><value>Success</value></member>` +
