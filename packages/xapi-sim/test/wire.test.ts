@@ -117,6 +117,19 @@ describe('XAPI errors', () => {
     ])
   })
 
+  it('alternative wire names <Class>_<message> (gen_server.ml) work too', async () => {
+    expect(await ok(url, 'VM_get_all', session)).toEqual(await ok(url, 'VM.get_all', session))
+    const [vm] = await ok(url, 'VM.get_all', session)
+    const metrics = await ok(url, 'VM_get_metrics', session, vm)
+    expect((await ok(url, 'VM_metrics_get_record', session, metrics)).uuid).toBeTruthy()
+    expect(await failure(url, 'VM_get_record', session)).toEqual([
+      'MESSAGE_PARAMETER_COUNT_MISMATCH',
+      'VM_get_record',
+      '1',
+      '0',
+    ])
+  })
+
   it('MESSAGE_PARAMETER_COUNT_MISMATCH [method, mandatory, received], session not counted', async () => {
     expect(await failure(url, 'VM.get_record', session)).toEqual([
       'MESSAGE_PARAMETER_COUNT_MISMATCH',

@@ -122,10 +122,26 @@ export function resolveMethod(name: string): MethodSpec | undefined {
   if (explicit) return explicit
   let spec = cache.get(name)
   if (spec === undefined) {
-    spec = generic(name) ?? null
+    spec = generic(name) ?? alternative(name) ?? null
     cache.set(name, spec)
   }
   return spec ?? undefined
+}
+
+/**
+ * gen_server.ml also matches each message's alternative wire name, `<Class>_<message>`
+ * (`VM_get_all`, `VM_metrics_get_record`): the longest class name that prefixes it wins.
+ */
+function alternative(name: string): MethodSpec | undefined {
+  if (name.includes('.')) return undefined
+  const classes = new Set<string>(CLASSES.keys())
+  for (const m of METHODS.keys()) classes.add(m.slice(0, m.indexOf('.')))
+  const match = [...classes]
+    .filter((c) => name.startsWith(`${c}_`) && name.length > c.length + 1)
+    .sort((a, b) => b.length - a.length)[0]
+  if (match === undefined) return undefined
+  const dotted = `${match}.${name.slice(match.length + 1)}`
+  return METHODS.get(dotted) ?? generic(dotted)
 }
 
 function generic(name: string): MethodSpec | undefined {
