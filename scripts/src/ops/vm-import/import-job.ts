@@ -139,6 +139,7 @@ function tracking(client: XapiClient, tasks: string[]): TransferClient {
     sessionRef: (signal?: AbortSignal) => client.sessionRef(signal),
     hostUrl: () => client.hostUrl(),
     agentFor: (url: URL) => client.agentFor(url),
+    call: (method: string, ...params: unknown[]) => client.call(method, ...params),
     createTask: async (label: string, description?: string) => {
       const task = await client.createTask(label, description)
       tasks.push(task.ref)
