@@ -438,6 +438,10 @@ describe('events', () => {
       'EVENT_FROM_TOKEN_PARSE_FAILURE',
       'garbage',
     ])
+    expect(await failure(url, 'event.from', s, ['vm'], ' 1,0', 0)).toEqual([
+      'EVENT_FROM_TOKEN_PARSE_FAILURE',
+      ' 1,0',
+    ])
     expect(await failure(url, 'event.from', s, ['vm'], '42', 0)).toEqual([
       'EVENT_FROM_TOKEN_PARSE_FAILURE',
       '42',

@@ -12,7 +12,8 @@ export function formatToken(gen: number): string {
 /** xapi's Token.of_string: `""` → 0, else exactly two comma-separated integers. */
 function parseToken(token: unknown): number {
   if (token === '') return 0
-  const m = typeof token === 'string' ? /^\s*(-?\d+),(-?\d+)\s*$/.exec(token) : null
+  // OCaml's Int64.of_string on each part: no surrounding blanks
+  const m = typeof token === 'string' ? /^([-+]?\d+),([-+]?\d+)$/.exec(token) : null
   if (!m) throw new XapiFailure('EVENT_FROM_TOKEN_PARSE_FAILURE', [String(token)])
   return Number(m[1])
 }
