@@ -588,6 +588,23 @@ describe('vm-export', () => {
     await verifyFile(r.results[0]!.file as string)
   })
 
+  test('without a terminal: plain timestamped progress lines', async ({ sim, dir, signal }) => {
+    sim.faults.transfer.throttleBytesPerSec(8 * 1024 * 1024, { on: 'export' })
+    const r = await runScript(
+      'vm-export',
+      ['--vm', 'web-01', '--out', dir, '--progress-interval', '0.5'],
+      { env: env(sim), signal }
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    const lines = r.stdout.split('\n').filter((l) => l !== '')
+    expect(lines.every((l) => /^\d{4}-\d\d-\d\dT[\d:.]+Z /.test(l))).toBe(true)
+    expect(
+      lines.some((l) => / web-01: [\d.]+ (KiB|MiB)( \(\d+%\))?, [\d.]+ \w+\/s, ETA /.test(l))
+    ).toBe(true)
+    expect(lines.some((l) => /overall: \d\/1 VM\(s\) done/.test(l))).toBe(true)
+    expect(lines.at(-1)).toMatch(/vm-export: 1 ok, 0 skipped, 0 failed \(exit 0\)$/)
+  })
+
   test('--json progress events while transferring', async ({ sim, dir, signal }) => {
     sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024, { on: 'export' })
     const r = await exportVms(sim, ['--vm', 'web-01', '--out', dir], signal)
