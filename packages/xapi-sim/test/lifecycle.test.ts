@@ -227,11 +227,26 @@ describe('memory and VCPUs', () => {
 })
 
 describe('guest behaviours', () => {
-  it('no PV drivers: clean_shutdown not allowed (VM_MISSING_PV_DRIVERS); VM.shutdown falls back to hard', async () => {
+  it('no PV drivers: clean ops, suspend and migration refused (VM_LACKS_FEATURE); VM.shutdown falls back to hard', async () => {
     const ref = await vm('web-01')
     sim.faults.stubbornVm('web-01', 'no-pv')
-    expect(await ok(url, 'VM.get_allowed_operations', s, ref)).not.toContain('clean_shutdown')
-    expect(await failure(url, 'VM.clean_shutdown', s, ref)).toEqual(['VM_MISSING_PV_DRIVERS', ref])
+    const allowed = await ok(url, 'VM.get_allowed_operations', s, ref)
+    for (const op of ['clean_shutdown', 'clean_reboot', 'suspend', 'pool_migrate', 'migrate_send'])
+      expect(allowed).not.toContain(op)
+    expect(allowed).toEqual(expect.arrayContaining(['hard_shutdown', 'hard_reboot', 'snapshot']))
+    expect(await failure(url, 'VM.clean_shutdown', s, ref)).toEqual(['VM_LACKS_FEATURE', ref])
+    const [h1, h2] = sim.pools[0]!.hosts
+    const other = (await rec(ref)).resident_on === h1!.ref ? h2! : h1!
+    expect(await failure(url, 'VM.pool_migrate', s, ref, other.ref, {})).toEqual([
+      'VM_LACKS_FEATURE',
+      ref,
+    ])
+    // such a VM prevents the evacuation of its host
+    const host = (await rec(ref)).resident_on
+    expect((await ok(url, 'host.get_vms_which_prevent_evacuation', s, host))[ref]).toEqual([
+      'VM_LACKS_FEATURE',
+      ref,
+    ])
     await ok(url, 'VM.shutdown', s, ref)
     expect(await ok(url, 'VM.get_power_state', s, ref)).toBe('Halted')
   })

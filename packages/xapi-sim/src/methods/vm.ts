@@ -49,7 +49,7 @@ async function askGuest(
   timeoutS?: number
 ) {
   const g = guest(ctx, ref)
-  if (g.behaviour === 'no-pv') throw new XapiFailure('VM_MISSING_PV_DRIVERS', [ref])
+  if (g.behaviour === 'no-pv') throw new XapiFailure('VM_LACKS_FEATURE', [ref])
   if (g.behaviour === 'ignore') {
     const waitS = Math.min(g.cleanShutdownS ?? DURATIONS.ignoreGuestS, timeoutS ?? Infinity)
     await work(ctx, waitS * S, { to: 0.9, cancellable: true })

@@ -63,7 +63,19 @@ const CONTROL_DOMAIN_OPS = new Set([
   'changing_dynamic_range', 'changing_memory_limits', 'changing_static_range', 'start',
   'start_on', 'changing_VCPUs', 'destroy',
 ])
-const NEEDS_PV = new Set(['clean_shutdown', 'clean_reboot', 'suspend', 'checkpoint'])
+/**
+ * check_op_for_feature (strict, as with_vm_operation and allowed_operations use it): a running
+ * HVM guest without PV drivers lacks the shutdown, suspend and hotplug features.
+ */
+const NEEDS_PV = new Set([
+  'clean_shutdown',
+  'clean_reboot',
+  'suspend',
+  'checkpoint',
+  'pool_migrate',
+  'migrate_send',
+  'changing_VCPUs_live',
+])
 
 const LONG_COPIES = ['clone', 'copy', 'export']
 const SNAPSHOTS = ['snapshot', 'checkpoint']
@@ -146,8 +158,8 @@ export function vmOperationCheck(
     if (!CONTROL_DOMAIN_OPS.has(op))
       return ['OPERATION_NOT_ALLOWED', 'This operation is not allowed on a control domain']
   }
-  if (NEEDS_PV.has(op) && db.guests.get(ref)?.behaviour === 'no-pv')
-    return ['VM_MISSING_PV_DRIVERS', ref]
+  if (NEEDS_PV.has(op) && ps === 'Running' && db.guests.get(ref)?.behaviour === 'no-pv')
+    return ['VM_LACKS_FEATURE', ref]
   return undefined
 }
 
