@@ -274,6 +274,28 @@ describe('tasks', () => {
     expect(t.type).toBe('<none/>')
   })
 
+  it('a task shows allowed_operations [cancel] only while its worker is at cancellable work', async () => {
+    const sim2 = await startSimulator({ seed: 'small', timeScale: 0.01 })
+    try {
+      const u = sim2.pools[0]!.masterUrl
+      const s2 = await login(u, sim2.user, sim2.password)
+      const [vm] = await ok(u, 'VM.get_by_name_label', s2, 'web-01')
+      sim2.faults.stubbornVm('web-01', 'slow', { cleanShutdownS: 600 })
+      const clean = await ok(u, 'Async.VM.clean_shutdown', s2, vm)
+      await expect.poll(() => ok(u, 'task.get_allowed_operations', s2, clean)).toEqual(['cancel'])
+      await ok(u, 'task.cancel', s2, clean)
+      expect((await waitTask(u, s2, clean)).allowed_operations).toEqual([])
+      // a hard shutdown's shutdown_delay is no cancellable point
+      await ok(u, 'VM.set_shutdown_delay', s2, vm, 600)
+      const hard = await ok(u, 'Async.VM.hard_shutdown', s2, vm)
+      await expect.poll(() => ok(u, 'VM.get_power_state', s2, vm)).toBe('Halted')
+      expect(await ok(u, 'task.get_status', s2, hard)).toBe('pending')
+      expect(await ok(u, 'task.get_allowed_operations', s2, hard)).toEqual([])
+    } finally {
+      await sim2.close()
+    }
+  })
+
   it('task.destroy of a pending task only marks it; it goes when it finishes', async () => {
     const t = await ok(url, 'task.create', s, 'mine', '')
     expect(await ok(url, 'task.get_allowed_operations', s, t)).toEqual([])

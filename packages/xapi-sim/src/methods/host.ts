@@ -101,6 +101,7 @@ defineMethod('host.evacuate', {
   async run(ctx, [hostArg, _network, batchArg]) {
     const host = hostArg as string
     const h = ctx.db.require('host', host)
+    ctx.task.setCancellable(true) // Xapi_host.evacuate: TaskHelper.set_cancellable
     const ops = h.current_operations as Record<string, string>
     if (Object.values(ops).includes('evacuate'))
       throw new XapiFailure('HOST_EVACUATE_IN_PROGRESS', [host])

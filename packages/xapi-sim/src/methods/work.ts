@@ -24,7 +24,8 @@ export const DURATIONS = {
 
 /**
  * Spends `ms` of simulated time in up to 10 steps, moving the task's progress from `from` to
- * `to`. With `cancellable`, each step is a cancellable point (TASK_CANCELLED).
+ * `to`. With `cancellable`, each step is a cancellable point (TASK_CANCELLED) and the task shows
+ * `allowed_operations = [cancel]` meanwhile.
  */
 export async function work(
   ctx: CallCtx,
@@ -34,10 +35,15 @@ export async function work(
   const from = opts.from ?? 0
   const to = opts.to ?? 1
   const steps = ms * ctx.state.timeScale >= 50 ? 10 : 1
-  for (let i = 1; i <= steps; i++) {
-    if (opts.cancellable) ctx.task.checkCancelled()
-    await ctx.state.sleep(ms / steps, opts.cancellable ? ctx.task.signal : undefined)
-    if (opts.cancellable) ctx.task.checkCancelled()
-    if (i < steps || to < 1) ctx.task.setProgress(from + ((to - from) * i) / steps)
+  if (opts.cancellable) ctx.task.setCancellable(true)
+  try {
+    for (let i = 1; i <= steps; i++) {
+      if (opts.cancellable) ctx.task.checkCancelled()
+      await ctx.state.sleep(ms / steps, opts.cancellable ? ctx.task.signal : undefined)
+      if (opts.cancellable) ctx.task.checkCancelled()
+      if (i < steps || to < 1) ctx.task.setProgress(from + ((to - from) * i) / steps)
+    }
+  } finally {
+    if (opts.cancellable) ctx.task.setCancellable(false)
   }
 }

@@ -25,6 +25,11 @@ export type TaskHandle = {
   checkCancelled(): void
   /** Aborted when cancellation is requested (lets sleeps end early). */
   readonly signal: AbortSignal
+  /**
+   * TaskHelper.set_cancellable / set_not_cancellable: `allowed_operations` is `[cancel]` only
+   * while the worker is at cancellable work (xapi: while a xenopsd/storage task is registered).
+   */
+  setCancellable(on: boolean): void
 }
 
 const controllers = new Map<string, AbortController>()
@@ -71,6 +76,12 @@ export function taskHandle(db: PoolDb, ref: string): TaskHandle {
     checkCancelled() {
       if (isCancelRequested(db, ref)) throw new XapiFailure('TASK_CANCELLED', [ref])
     },
+    setCancellable(on: boolean) {
+      const t = db.get(ref)
+      const ops = on ? ['cancel'] : []
+      if (t && t.status === 'pending' && (t.allowed_operations as string[]).length !== ops.length)
+        db.update(ref, { allowed_operations: ops })
+    },
   }
 }
 
@@ -83,6 +94,7 @@ export function syncHandle(ref: string): TaskHandle {
     setProgress() {},
     cancelRequested: () => false,
     checkCancelled() {},
+    setCancellable() {},
   }
 }
 

@@ -150,7 +150,8 @@ async function call(
     }
     return await spec.run(ctx, args)
   }
-  const taskRef = createTask(db, { name_label: method, hostRef: host.ref })
+  // TaskHelper.make: allowed_operations = [] until the worker reaches cancellable work
+  const taskRef = createTask(db, { name_label: method, hostRef: host.ref, cancellable: false })
   const ctx: CallCtx = {
     state,
     pool,
