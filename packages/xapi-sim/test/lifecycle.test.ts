@@ -42,8 +42,12 @@ describe('power lifecycle', () => {
     await ok(url, 'VM.pause', s, ref)
     expect(await ok(url, 'VM.get_power_state', s, ref)).toBe('Paused')
     await ok(url, 'VM.unpause', s, ref)
+    const domid = (await rec(ref)).domid
     await ok(url, 'VM.clean_reboot', s, ref)
+    const rebooted = (await rec(ref)).domid
+    expect(rebooted).not.toBe(domid) // a reboot builds a new domain
     await ok(url, 'VM.hard_reboot', s, ref)
+    expect((await rec(ref)).domid).not.toBe(rebooted)
     expect(await ok(url, 'VM.get_power_state', s, ref)).toBe('Running')
     await ok(url, 'VM.clean_shutdown', s, ref)
     r = await rec(ref)

@@ -178,7 +178,7 @@ defineMethod('VM.clean_reboot', {
     withVmOperation(ctx.db, vm as string, 'clean_reboot', ctx.task.ref, async (rec) => {
       await askGuest(ctx, vm as string, 'shutdown')
       await work(ctx, DURATIONS.start, { from: 0.5, to: 0.95 })
-      setRunning(ctx.db, vm as string, rec.resident_on as string)
+      setRunning(ctx.db, vm as string, rec.resident_on as string, false, true)
     }),
 })
 defineMethod('VM.hard_reboot', {
@@ -188,7 +188,7 @@ defineMethod('VM.hard_reboot', {
     withVmOperation(ctx.db, vm as string, 'hard_reboot', ctx.task.ref, async (rec) => {
       cancelGentlerOps(ctx, vm as string, 'hard_reboot')
       await work(ctx, DURATIONS.reboot, { to: 0.95 })
-      setRunning(ctx.db, vm as string, rec.resident_on as string)
+      setRunning(ctx.db, vm as string, rec.resident_on as string, false, true)
     }),
 })
 defineMethod('VM.suspend', {

@@ -76,15 +76,24 @@ function nextDomid(db: PoolDb, hostRef: string): number {
   return max + 1
 }
 
-/** Makes a VM Running (or Paused) on `hostRef`: residency, domid, metrics, devices. */
-export function setRunning(db: PoolDb, vmRef: string, hostRef: string, paused = false): void {
+/**
+ * Makes a VM Running (or Paused) on `hostRef`: residency, domid, metrics, devices. `reboot`: the
+ * domain is rebuilt in place (a reboot gives a new domid and start time, as in Xen).
+ */
+export function setRunning(
+  db: PoolDb,
+  vmRef: string,
+  hostRef: string,
+  paused = false,
+  reboot = false
+): void {
   const vm = db.require('VM', vmRef)
   const old = vm.resident_on as string
   if (old !== hostRef && db.has('host', old)) {
     db.removeFromSet(old, 'resident_VMs', vmRef)
     refreshHostMemory(db, old)
   }
-  const wasLive = vm.power_state === 'Running' || vm.power_state === 'Paused'
+  const wasLive = !reboot && (vm.power_state === 'Running' || vm.power_state === 'Paused')
   const domid = wasLive && old === hostRef ? vm.domid : nextDomid(db, hostRef)
   let guestMetrics = vm.guest_metrics as string
   const pv = db.guests.get(vmRef)?.behaviour !== 'no-pv'
