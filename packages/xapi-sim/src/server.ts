@@ -146,10 +146,12 @@ export function createRequestListener(
     if (metrics?.live === false) return void req.socket.destroy()
     const run = async () => {
       if (req.method === 'OPTIONS' && (XML_PATHS.has(path) || JSON_PATHS.has(path))) {
+        // Http_svr.respond_to_options: the requested headers plus X-Requested-With, method PUT
+        const asked = req.headers['access-control-request-headers']
         res.writeHead(200, {
           'access-control-allow-origin': '*',
-          'access-control-allow-headers': 'content-type',
-          'access-control-allow-methods': 'POST, OPTIONS',
+          'access-control-allow-headers': asked ? `${asked}, X-Requested-With` : 'X-Requested-With',
+          'access-control-allow-methods': 'PUT',
           'content-length': 0,
         })
         return void res.end()

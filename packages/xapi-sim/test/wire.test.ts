@@ -49,6 +49,27 @@ describe('XML-RPC envelope', () => {
     expect(r.body).not.toContain('fault')
   })
 
+  it('answers a CORS preflight as Http_svr.respond_to_options', async () => {
+    const http = await import('node:http')
+    const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      const req = http.request(
+        new URL('/jsonrpc', url),
+        { method: 'OPTIONS', headers: { 'access-control-request-headers': 'content-type' } },
+        (res) => {
+          res.resume()
+          resolve(res.headers)
+        }
+      )
+      req.on('error', reject)
+      req.end()
+    })
+    expect(headers).toMatchObject({
+      'access-control-allow-origin': '*',
+      'access-control-allow-headers': 'content-type, X-Requested-With',
+      'access-control-allow-methods': 'PUT',
+    })
+  })
+
   it('serves /RPC2 and /xmlrpc the same way', async () => {
     for (const path of ['/RPC2', '/xmlrpc']) {
       const r = await post(url, path, methodCall('pool.get_all', [session]))
