@@ -365,6 +365,32 @@ describe('appliances and delays', () => {
     expect(seen).toEqual(['db-01', 'web-01']) // order 0 before order 1
   })
 
+  it('VM_appliance operations follow the member power states (allowed_operations and checks)', async () => {
+    const [app] = await ok(url, 'VM_appliance.get_by_name_label', s, 'web-stack')
+    // both members running: nothing to start
+    expect(await ok(url, 'VM_appliance.get_allowed_operations', s, app)).toEqual([
+      'clean_shutdown',
+      'hard_shutdown',
+      'shutdown',
+    ])
+    expect(await failure(url, 'VM_appliance.start', s, app, false)).toEqual([
+      'OPERATION_NOT_ALLOWED',
+      'There are no halted VMs in this appliance.',
+    ])
+    await ok(url, 'VM_appliance.hard_shutdown', s, app)
+    expect(await ok(url, 'VM_appliance.get_allowed_operations', s, app)).toEqual(['start'])
+    expect(await failure(url, 'VM_appliance.clean_shutdown', s, app)).toEqual([
+      'OPERATION_NOT_ALLOWED',
+      'There are no running VMs in this appliance.',
+    ])
+    const fresh = await ok(url, 'VM_appliance.create', s, { name_label: 'empty' })
+    expect(await ok(url, 'VM_appliance.get_allowed_operations', s, fresh)).toEqual([])
+    expect(await failure(url, 'VM_appliance.start', s, fresh, false)).toEqual([
+      'OPERATION_NOT_ALLOWED',
+      'Appliance has no VMs.',
+    ])
+  })
+
   it('start_delay is slept inside VM.start, after the VM is running (scaled)', async () => {
     const ref = await vm('build-01')
     await ok(url, 'VM.set_start_delay', s, ref, 3000) // 3000 s × 0.001 = 3 s real

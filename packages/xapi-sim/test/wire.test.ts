@@ -51,18 +51,20 @@ describe('XML-RPC envelope', () => {
 
   it('answers a CORS preflight as Http_svr.respond_to_options', async () => {
     const http = await import('node:http')
-    const headers = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
-      const req = http.request(
-        new URL('/jsonrpc', url),
-        { method: 'OPTIONS', headers: { 'access-control-request-headers': 'content-type' } },
-        (res) => {
-          res.resume()
-          resolve(res.headers)
-        }
-      )
-      req.on('error', reject)
-      req.end()
-    })
+    const headers = await new Promise<import('node:http').IncomingHttpHeaders>(
+      (resolve, reject) => {
+        const req = http.request(
+          new URL('/jsonrpc', url),
+          { method: 'OPTIONS', headers: { 'access-control-request-headers': 'content-type' } },
+          (res) => {
+            res.resume()
+            resolve(res.headers)
+          }
+        )
+        req.on('error', reject)
+        req.end()
+      }
+    )
     expect(headers).toMatchObject({
       'access-control-allow-origin': '*',
       'access-control-allow-headers': 'content-type, X-Requested-With',

@@ -2,6 +2,7 @@ import { XapiFailure } from '../errors.js'
 import { newRef } from '../model/db.js'
 import { newVmAppliance } from '../model/records.js'
 import { syncHandle } from '../model/tasks.js'
+import { applianceOperationCheck, refreshAppliance } from '../model/vm-state.js'
 import { defineMethod, toBool, toMap, type CallCtx } from '../rpc/registry.js'
 import { cleanShutdownVm, hardShutdownVm, shutdownVm, startVm } from './vm.js'
 
@@ -19,7 +20,34 @@ async function runGroups(
   wanted: (powerState: string) => boolean,
   fn: (subCtx: CallCtx, vm: string) => Promise<void>
 ): Promise<void> {
+  const err = applianceOperationCheck(ctx.db, appliance, operation)
+  if (err) throw new XapiFailure(err[0]!, err.slice(1))
   const a = ctx.db.require('VM_appliance', appliance)
+  ctx.db.update(appliance, {
+    current_operations: { ...a.current_operations, [ctx.task.ref]: operation },
+  })
+  refreshAppliance(ctx.db, appliance)
+  try {
+    await runGroupsInner(ctx, a, operation, ascending, wanted, fn)
+  } finally {
+    const cur = ctx.db.get(appliance)
+    if (cur) {
+      const ops = { ...(cur.current_operations as Record<string, string>) }
+      delete ops[ctx.task.ref]
+      ctx.db.update(appliance, { current_operations: ops })
+      refreshAppliance(ctx.db, appliance)
+    }
+  }
+}
+
+async function runGroupsInner(
+  ctx: CallCtx,
+  a: Record<string, unknown>,
+  operation: string,
+  ascending: boolean,
+  wanted: (powerState: string) => boolean,
+  fn: (subCtx: CallCtx, vm: string) => Promise<void>
+): Promise<void> {
   const vms = (a.VMs as string[]).filter((r) => ctx.db.has('VM', r))
   const orders = [...new Set(vms.map((r) => Number(ctx.db.get(r)!.order)))].sort((x, y) =>
     ascending ? x - y : y - x
@@ -81,9 +109,14 @@ defineMethod('VM_appliance.create', {
   async: true,
   run(ctx, [rec]) {
     const r = toMap(rec, 'args') as Record<string, unknown>
+    // no VMs yet: nothing is allowed ("Appliance has no VMs.")
     return ctx.db.create(
       'VM_appliance',
-      newVmAppliance({ name_label: r.name_label ?? '', name_description: r.name_description ?? '' })
+      newVmAppliance({
+        name_label: r.name_label ?? '',
+        name_description: r.name_description ?? '',
+        allowed_operations: [],
+      })
     )
   },
 })

@@ -1,7 +1,7 @@
 import type { PoolDb, SimRecord } from './db.js'
 import { newVif, newVmMetrics, randomMac } from './records.js'
 import { createVbd, createVdi, refreshSr } from './storage.js'
-import { refreshVm } from './vm-state.js'
+import { refreshAppliance, refreshVm } from './vm-state.js'
 
 const NULL = 'OpaqueRef:NULL'
 
@@ -130,7 +130,10 @@ export function destroyVmRecord(db: PoolDb, ref: string): void {
   }
   if (db.has('VM_metrics', vm.metrics)) db.destroy(vm.metrics as string)
   if (db.has('VM_guest_metrics', vm.guest_metrics)) db.destroy(vm.guest_metrics as string)
-  if (db.has('VM_appliance', vm.appliance)) db.removeFromSet(vm.appliance as string, 'VMs', ref)
+  if (db.has('VM_appliance', vm.appliance)) {
+    db.removeFromSet(vm.appliance as string, 'VMs', ref)
+    refreshAppliance(db, vm.appliance as string)
+  }
   if (db.has('host', vm.resident_on))
     db.removeFromSet(vm.resident_on as string, 'resident_VMs', ref)
   if (db.has('VM', vm.snapshot_of)) db.removeFromSet(vm.snapshot_of as string, 'snapshots', ref)

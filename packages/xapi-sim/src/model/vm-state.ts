@@ -182,7 +182,7 @@ export function assertVmOperation(db: PoolDb, ref: string, op: string): SimRecor
   return vm
 }
 
-/** Recomputes `allowed_operations` of a VM (logs an event only if it changed). */
+/** Recomputes `allowed_operations` of a VM (logs an event only if it changed), and of its appliance. */
 export function refreshVm(db: PoolDb, ref: string): void {
   const vm = db.get(ref)
   if (!vm || db.classOf(ref) !== 'VM') return
@@ -191,6 +191,46 @@ export function refreshVm(db: PoolDb, ref: string): void {
   if (prev.length !== allowed.length || prev.some((x, i) => x !== allowed[i])) {
     db.update(ref, { allowed_operations: allowed })
   }
+  refreshAppliance(db, vm.appliance as string)
+}
+
+const APPLIANCE_OPERATIONS = ['start', 'clean_shutdown', 'hard_shutdown', 'shutdown']
+
+/**
+ * Xapi_vm_appliance_lifecycle.check_operation_error: one operation at a time, then "any member
+ * VM in a state where the operation makes sense".
+ */
+export function applianceOperationCheck(db: PoolDb, ref: string, op: string): string[] | undefined {
+  const a = db.require('VM_appliance', ref)
+  const ops = Object.entries(a.current_operations as Record<string, string>)
+  if (ops.length > 0) {
+    const braces = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{${xs.join(',')}}`)
+    return [
+      'OTHER_OPERATION_IN_PROGRESS',
+      'VM_appliance',
+      ref,
+      braces(ops.map(([, o]) => o)),
+      braces(ops.map(([t]) => t)),
+    ]
+  }
+  const states = (a.VMs as string[]).map((vm) => db.get(vm)?.power_state as string)
+  if (states.length === 0) return ['OPERATION_NOT_ALLOWED', 'Appliance has no VMs.']
+  const [ok, why] =
+    op === 'start'
+      ? [states.includes('Halted'), 'There are no halted VMs in this appliance.']
+      : op === 'clean_shutdown'
+        ? [states.includes('Running'), 'There are no running VMs in this appliance.']
+        : [states.some((p) => p !== 'Halted'), 'All VMs in this appliance are halted.']
+  return ok ? undefined : ['OPERATION_NOT_ALLOWED', why]
+}
+
+/** Recomputes `allowed_operations` of a VM_appliance (update_allowed_operations). */
+export function refreshAppliance(db: PoolDb, ref: string): void {
+  if (!db.has('VM_appliance', ref)) return
+  const allowed = APPLIANCE_OPERATIONS.filter((op) => !applianceOperationCheck(db, ref, op))
+  const prev = db.get(ref)!.allowed_operations as string[]
+  if (prev.length !== allowed.length || prev.some((x, i) => x !== allowed[i]))
+    db.update(ref, { allowed_operations: allowed })
 }
 
 /**

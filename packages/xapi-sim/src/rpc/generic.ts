@@ -1,7 +1,7 @@
 import { XapiFailure } from '../errors.js'
 import type { SimRecord } from '../model/db.js'
 import { RECORD_FACTORIES } from '../model/records.js'
-import { refreshVm } from '../model/vm-state.js'
+import { refreshAppliance, refreshVm } from '../model/vm-state.js'
 import { matchWhere, parseWhere } from './where.js'
 import {
   METHODS,
@@ -104,6 +104,7 @@ function afterSet(ctx: CallCtx, cls: string, ref: string, field: string, before:
     const now = ctx.db.get(ref)!.appliance as string
     if (ctx.db.has('VM_appliance', old)) ctx.db.removeFromSet(old, 'VMs', ref)
     if (ctx.db.has('VM_appliance', now)) ctx.db.addToSet(now, 'VMs', ref)
+    refreshAppliance(ctx.db, old)
   }
   refreshVm(ctx.db, ref)
 }
