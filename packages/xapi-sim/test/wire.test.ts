@@ -1,3 +1,4 @@
+import http, { type IncomingHttpHeaders } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSimulator, type Simulator } from '../src/index.js'
 import { parseMethodCall } from '../src/wire/xml-rpc.js'
@@ -50,8 +51,7 @@ describe('XML-RPC envelope', () => {
   })
 
   it('answers a CORS preflight as Http_svr.respond_to_options', async () => {
-    const http = await import('node:http')
-    const headers = await new Promise<import('node:http').IncomingHttpHeaders>(
+    const headers = await new Promise<IncomingHttpHeaders>(
       (resolve, reject) => {
         const req = http.request(
           new URL('/jsonrpc', url),
@@ -216,7 +216,6 @@ describe('XAPI errors', () => {
     const { mkdtemp, rm } = await import('node:fs/promises')
     const { tmpdir } = await import('node:os')
     const { join } = await import('node:path')
-    const http = await import('node:http')
     const dir = await mkdtemp(join(tmpdir(), 'xapi-sim-sock-'))
     try {
       const socketPath = join(dir, 'xapi')
