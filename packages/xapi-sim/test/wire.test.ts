@@ -51,20 +51,18 @@ describe('XML-RPC envelope', () => {
   })
 
   it('answers a CORS preflight as Http_svr.respond_to_options', async () => {
-    const headers = await new Promise<IncomingHttpHeaders>(
-      (resolve, reject) => {
-        const req = http.request(
-          new URL('/jsonrpc', url),
-          { method: 'OPTIONS', headers: { 'access-control-request-headers': 'content-type' } },
-          (res) => {
-            res.resume()
-            resolve(res.headers)
-          }
-        )
-        req.on('error', reject)
-        req.end()
-      }
-    )
+    const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) => {
+      const req = http.request(
+        new URL('/jsonrpc', url),
+        { method: 'OPTIONS', headers: { 'access-control-request-headers': 'content-type' } },
+        (res) => {
+          res.resume()
+          resolve(res.headers)
+        }
+      )
+      req.on('error', reject)
+      req.end()
+    })
     expect(headers).toMatchObject({
       'access-control-allow-origin': '*',
       'access-control-allow-headers': 'content-type, X-Requested-With',
@@ -304,6 +302,9 @@ describe('XAPI errors', () => {
     expect((await failure(url, 'Async.VM.get_record', session))[0]).toBe(
       'MESSAGE_PARAMETER_COUNT_MISMATCH'
     )
+    // custom messages default to having an async mode
+    const t = await ok(url, 'Async.VM.assert_operation_valid', session, vm, 'snapshot')
+    expect(t).toMatch(/^OpaqueRef:/)
   })
 
   it('system.listMethods: any parameters, no session check, the bare array over XML-RPC', async () => {

@@ -140,9 +140,11 @@ function freeDevices(
 }
 defineMethod('VM.get_allowed_VBD_devices', {
   arity: [1],
+  async: true, // datamodel default flags [Session; Async]
   run: (ctx, [vm]) => freeDevices(ctx, vm, 'VBDs', 15, 'userdevice'),
 })
 defineMethod('VM.get_allowed_VIF_devices', {
   arity: [1],
+  async: true, // datamodel default flags [Session; Async]
   run: (ctx, [vm]) => freeDevices(ctx, vm, 'VIFs', 6, 'device'),
 })

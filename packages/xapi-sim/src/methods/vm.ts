@@ -325,6 +325,7 @@ defineMethod('VM.destroy', {
 
 defineMethod('VM.assert_operation_valid', {
   arity: [2],
+  async: true, // datamodel default flags [Session; Async]
   run: (ctx, [vm, op]) => void assertVmOperation(ctx.db, vm as string, toStr(op, 'op')),
 })
 defineMethod('VM.update_allowed_operations', {
