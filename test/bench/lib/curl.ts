@@ -30,7 +30,18 @@ export async function curlSession(base: string, user: string, password: string) 
     async import(file: string) {
       const task = (await call('task.create', 'bench', 'curl import')) as string
       const url = `${base}/import?session_id=${session}&task_id=${task}`
-      const r = await timeCommand('curl', ['-sS', '--fail', '-T', file, '-o', '/dev/null', url])
+      // xapi does not implement 100-continue: without `Expect:` curl would wait for it.
+      const r = await timeCommand('curl', [
+        '-sS',
+        '--fail',
+        '-H',
+        'Expect:',
+        '-T',
+        file,
+        '-o',
+        '/dev/null',
+        url,
+      ])
       if (r.code !== 0) throw new Error(`curl import of ${file} failed: ${r.stderr}`)
       await waitTask(task)
       const xml = String(await call('task.get_result', task))

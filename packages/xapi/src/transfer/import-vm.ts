@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import { XapiClientError, XapiProtocolError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
+import { chunksOf } from './chunks.js'
 import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
@@ -104,7 +105,7 @@ async function sendBody(
   length: number | undefined
 ): Promise<void> {
   const { stream } = conn
-  const iterator = source[Symbol.asyncIterator]()
+  const iterator = chunksOf(source)[Symbol.asyncIterator]()
   let waitingOnSource = true
   run.setWaitingOnPeer(() => waitingOnSource)
   let sent = 0
