@@ -32,16 +32,22 @@ export const vmMigrateBench: Bench = {
       disks: [{ sizeMiB, allocated: 0.25 }],
       networks: ['Pool-wide network associated with eth0'],
     }))
-    const seed = await writeSeed(tmpDir, 'vm-migrate', {
-      pools: [pool('src', vms), pool('dst', [])],
-    })
+    // Two pools are two sets of servers: each simulated pool runs in its own process, so the
+    // source's export and the destination's import are not served by one event loop.
+    const srcSeed = await writeSeed(tmpDir, 'vm-migrate-src', { pools: [pool('src', vms)] })
+    const dstSeed = await writeSeed(tmpDir, 'vm-migrate-dst', { pools: [pool('dst', [])] })
+    const startPools = async () => {
+      const src = await startSimProcess(['--seed', srcSeed, '--port', '0'])
+      const dst = await startSimProcess(['--seed', dstSeed, '--port', '0'])
+      return { src, dst, stop: () => Promise.all([src.stop(), dst.stop()]) }
+    }
     const figures: Figure[] = []
 
     // The manual way, once: for each VM, curl the export into a file, then curl it up.
     const manualMs = await (async () => {
-      const sim = await startSimProcess(['--seed', seed, '--port', '0'])
-      const src = await curlSession(sim.pools[0]!.master, sim.user, sim.password)
-      const dst = await curlSession(sim.pools[1]!.master, sim.user, sim.password)
+      const sims = await startPools()
+      const src = await curlSession(sims.src.pools[0]!.master, sims.src.user, sims.src.password)
+      const dst = await curlSession(sims.dst.pools[0]!.master, sims.dst.user, sims.dst.password)
       try {
         const t0 = performance.now()
         for (const name of names) {
@@ -54,20 +60,20 @@ export const vmMigrateBench: Bench = {
       } finally {
         await src.close()
         await dst.close()
-        await sim.stop()
+        await sims.stop()
       }
     })()
 
     for (const c of levels) {
-      const sim = await startSimProcess(['--seed', seed, '--port', '0'])
+      const sims = await startPools()
       try {
         const env = {
-          XAPI_FROM_URL: sim.pools[0]!.master,
-          XAPI_FROM_USER: sim.user,
-          XAPI_FROM_PASSWORD: sim.password,
-          XAPI_TO_URL: sim.pools[1]!.master,
-          XAPI_TO_USER: sim.user,
-          XAPI_TO_PASSWORD: sim.password,
+          XAPI_FROM_URL: sims.src.pools[0]!.master,
+          XAPI_FROM_USER: sims.src.user,
+          XAPI_FROM_PASSWORD: sims.src.password,
+          XAPI_TO_URL: sims.dst.pools[0]!.master,
+          XAPI_TO_USER: sims.dst.user,
+          XAPI_TO_PASSWORD: sims.dst.password,
         }
         const r = await runScript(
           'vm-migrate',
@@ -95,7 +101,7 @@ export const vmMigrateBench: Bench = {
           goal: 'flat',
         })
       } finally {
-        await sim.stop()
+        await sims.stop()
       }
     }
     return figures
