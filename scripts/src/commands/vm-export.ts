@@ -15,7 +15,8 @@ import {
   type SelectorArgs,
 } from '../lib/selectors.js'
 import { connectPool } from '../ops/transfer/connect.js'
-import { createProgressDisplay, type ProgressDisplay } from '../ops/transfer/progress-display.js'
+import type { ProgressDisplay } from '../ops/transfer/progress-display.js'
+import { createTransferProgress, transferProgressFields } from '../ops/transfer/progress-output.js'
 import { formatExportEvent, type VmExportEvent } from '../ops/vm-export/events.js'
 import { SpaceBudget } from '../ops/vm-export/free-space.js'
 import { ManifestStore, MANIFEST_FILE } from '../ops/vm-export/manifest.js'
@@ -164,38 +165,21 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
       }
       const { store, warning } = await ManifestStore.load(out)
       if (warning) output.warn(warning)
-      const live = !argv.json && process.stderr.isTTY === true
-      const sameTerminal = live && process.stdout.isTTY === true
-      display = createProgressDisplay({
-        mode: live ? 'tty' : 'lines',
+      const progress = createTransferProgress<VmExportEvent>({
+        output,
+        json: argv.json,
+        intervalS: argv['progress-interval'],
         totalItems: items.length,
-        intervalMs: argv.json ? 1000 : argv['progress-interval'] * 1000,
-        onTick: (o) => {
-          for (const t of o.active) {
-            output.emit({
-              kind: 'export-progress',
-              vm: t.id,
-              name: t.label,
-              bytes: t.bytes,
-              ...(t.fraction === undefined ? {} : { fraction: t.fraction }),
-              rateBytesPerSec: Math.round(t.rateBytesPerSec),
-              ...(t.etaS === undefined ? {} : { etaS: Math.round(t.etaS) }),
-            })
-          }
-          output.emit({
-            kind: 'progress',
-            done: o.done,
-            total: o.total,
-            bytes: o.bytes,
-            rateBytesPerSec: Math.round(o.rateBytesPerSec),
-          })
-        },
+        transferEvent: (t) => ({
+          kind: 'export-progress',
+          vm: t.id,
+          name: t.label,
+          ...transferProgressFields(t),
+        }),
+        format: formatExportEvent,
       })
-      const shown = display
-      const emit = (event: VmExportEvent) => {
-        const line = sameTerminal ? formatExportEvent(event) : undefined
-        if (line === undefined || !shown.log(line)) output.emit(event)
-      }
+      display = progress.display
+      const emit = progress.emit
       const results = await exportVms(
         items,
         {

@@ -7,7 +7,8 @@ import {
 import { addConnectionOptions, resolveConnection } from '../lib/connection-options.js'
 import type { ScriptCommand } from '../lib/run-command.js'
 import { connectPool } from '../ops/transfer/connect.js'
-import { createProgressDisplay, type ProgressDisplay } from '../ops/transfer/progress-display.js'
+import type { ProgressDisplay } from '../ops/transfer/progress-display.js'
+import { createTransferProgress, transferProgressFields } from '../ops/transfer/progress-output.js'
 import { formatImportEvent, type VmImportEvent } from '../ops/vm-import/events.js'
 import { collectFiles } from '../ops/vm-import/files.js'
 import { importFiles } from '../ops/vm-import/run-import.js'
@@ -108,37 +109,20 @@ export const vmImportCommand: ScriptCommand<VmImportArgs, VmImportEvent> = {
         }))
         return { results, summary }
       }
-      const live = !argv.json && process.stderr.isTTY === true
-      const sameTerminal = live && process.stdout.isTTY === true
-      display = createProgressDisplay({
-        mode: live ? 'tty' : 'lines',
+      const progress = createTransferProgress<VmImportEvent>({
+        output,
+        json: argv.json,
+        intervalS: argv['progress-interval'],
         totalItems: files.length,
-        intervalMs: argv.json ? 1000 : argv['progress-interval'] * 1000,
-        onTick: (o) => {
-          for (const t of o.active) {
-            output.emit({
-              kind: 'import-progress',
-              file: t.id,
-              bytes: t.bytes,
-              ...(t.fraction === undefined ? {} : { fraction: t.fraction }),
-              rateBytesPerSec: Math.round(t.rateBytesPerSec),
-              ...(t.etaS === undefined ? {} : { etaS: Math.round(t.etaS) }),
-            })
-          }
-          output.emit({
-            kind: 'progress',
-            done: o.done,
-            total: o.total,
-            bytes: o.bytes,
-            rateBytesPerSec: Math.round(o.rateBytesPerSec),
-          })
-        },
+        transferEvent: (t) => ({
+          kind: 'import-progress',
+          file: t.id,
+          ...transferProgressFields(t),
+        }),
+        format: formatImportEvent,
       })
-      const shown = display
-      const emit = (event: VmImportEvent) => {
-        const line = sameTerminal ? formatImportEvent(event) : undefined
-        if (line === undefined || !shown.log(line)) output.emit(event)
-      }
+      display = progress.display
+      const emit = progress.emit
       const results = await importFiles(
         files,
         {
