@@ -88,6 +88,11 @@ function genDigest(seedId: bigint, index: number, length: number): bigint {
   return d
 }
 const rawDigests = new WeakMap<Buffer, bigint>()
+function rawDigest(e: Buffer): bigint {
+  let d = rawDigests.get(e)
+  if (d === undefined) rawDigests.set(e, (d = xxh64(e)))
+  return d
+}
 
 /** Recognises a generated block (any seed, any index); undefined when `data` is not one. */
 function recognise(data: Buffer): Entry | undefined {
@@ -189,6 +194,20 @@ export class DiskContent {
     return out
   }
 
+  /**
+   * Block `index` as pieces to send without copying (a generated block: its header and subarrays
+   * of shared buffers), with its XXH64; null when it is all zeros. The pieces must not be modified.
+   */
+  blockPieces(index: number): { pieces: Buffer[]; xxh64: bigint } | null {
+    this.#check(index)
+    const e = this.#entry(index)
+    if (e === null) return null
+    if (Buffer.isBuffer(e)) return { pieces: [e], xxh64: rawDigest(e) }
+    const pieces: Buffer[] = []
+    genPieces(e.seedId, e.index, e.length, (p) => pieces.push(p))
+    return { pieces, xxh64: genDigest(e.seedId, e.index, e.length) }
+  }
+
   /** Writes block `index` (exactly `blockLength(index)` bytes); generated blocks are stored by reference. */
   writeBlock(index: number, data: Buffer): void {
     const len = this.blockLength(index)
@@ -212,11 +231,8 @@ export class DiskContent {
       for (let i = 0; i < this.blockCount; i++) {
         const e = this.#entry(i)
         if (e === null) continue
-        if (Buffer.isBuffer(e)) {
-          let d = rawDigests.get(e)
-          if (d === undefined) rawDigests.set(e, (d = xxh64(e)))
-          h.add(i, d)
-        } else h.add(i, genDigest(e.seedId, e.index, e.length))
+        if (Buffer.isBuffer(e)) h.add(i, rawDigest(e))
+        else h.add(i, genDigest(e.seedId, e.index, e.length))
       }
       this.#hash = h.digest()
     }

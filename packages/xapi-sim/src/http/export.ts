@@ -104,7 +104,11 @@ export async function handleExport(
       let fraction = 0
       const xva = createXvaWriter({
         objects: exp.objects,
-        disks: exp.disks.map((d) => ({ vdi: d.vdi, readBlock: (i) => d.content.block(i) })),
+        disks: exp.disks.map((d) => ({
+          vdi: d.vdi,
+          readBlock: (i) => d.content.block(i),
+          readBlockPieces: (i) => d.content.blockPieces(i),
+        })),
         compression,
         corruptChecksum: plan.corrupt,
         onProgress(done, total) {

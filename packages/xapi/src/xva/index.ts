@@ -9,6 +9,7 @@ export { createXvaWriter, writeXva } from './writer.js'
 export type {
   XvaChecksum,
   XvaCompression,
+  XvaBlockPieces,
   XvaDiskSource,
   XvaReadable,
   XvaWriterOptions,

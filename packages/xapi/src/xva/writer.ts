@@ -3,7 +3,7 @@ import { Readable, addAbortSignal, pipeline } from 'node:stream'
 import type { Writable } from 'node:stream'
 import { pipeline as pipelineAsync } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
-import { xxh64 } from '@node-rs/xxhash'
+import { Xxh64, xxh64 } from '@node-rs/xxhash'
 import { CompressStream } from 'zstd-napi'
 import { XVA_BLOCK_SIZE, isZeroBlock } from './disk-hash.js'
 import { blockName } from './names.js'
@@ -20,6 +20,19 @@ export interface XvaDiskSource {
   vdi: string
   /** Block `index` (1 MiB; the last one may be short), or null when it is all zeros. */
   readBlock(index: number): Buffer | null | Promise<Buffer | null>
+  /**
+   * Optional, used instead of `readBlock`: block `index` as pieces sent in order without being
+   * copied (they must not change afterwards), with the XXH64 of their bytes when known; null when
+   * the block is all zeros.
+   */
+  readBlockPieces?(index: number): XvaBlockPieces | null | Promise<XvaBlockPieces | null>
+}
+
+/** One block as consecutive pieces (see `XvaDiskSource.readBlockPieces`). */
+export interface XvaBlockPieces {
+  pieces: readonly Buffer[]
+  /** XXH64 (seed 0) of the concatenated pieces, when the source knows it. */
+  xxh64?: bigint
 }
 
 export interface XvaWriterOptions {
@@ -58,9 +71,42 @@ export type XvaReadable = Readable & {
   readonly totalDiskBytes: number
 }
 
-function checksumOf(data: Buffer, kind: XvaChecksum): string {
-  if (kind === 'sha1') return createHash('sha1').update(data).digest('hex')
-  return xxh64(data).toString(16).toUpperCase().padStart(16, '0')
+function checksumOf(block: XvaBlockPieces, kind: XvaChecksum): string {
+  const { pieces } = block
+  if (kind === 'sha1') {
+    const h = createHash('sha1')
+    for (const p of pieces) h.update(p)
+    return h.digest('hex')
+  }
+  let d = block.xxh64
+  if (d === undefined) {
+    if (pieces.length === 1) d = xxh64(pieces[0]!)
+    else {
+      const h = new Xxh64()
+      for (const p of pieces) h.update(p)
+      d = h.digest()
+    }
+  }
+  return d.toString(16).toUpperCase().padStart(16, '0')
+}
+
+function blockLength(block: XvaBlockPieces): number {
+  let n = 0
+  for (const p of block.pieces) n += p.length
+  return n
+}
+
+/** All-zero check over the pieces, stopping at the first non-zero one. */
+function isZeroPieces(block: XvaBlockPieces): boolean {
+  return block.pieces.every((p) => isZeroBlock(p))
+}
+
+const EMPTY: XvaBlockPieces = { pieces: [] }
+
+async function readPieces(src: XvaDiskSource, index: number): Promise<XvaBlockPieces | null> {
+  if (src.readBlockPieces) return src.readBlockPieces(index)
+  const data = await src.readBlock(index)
+  return data === null ? null : { pieces: [data] }
 }
 
 /** A streaming XVA (tar of ova.xml and 1 MiB blocks), optionally gzip/zstd-compressed. */
@@ -89,14 +135,15 @@ export function createXvaWriter(opts: XvaWriterOptions): XvaReadable {
       const n = Math.ceil(disk.size / XVA_BLOCK_SIZE)
       let counter = 0
       let lastOutput = Date.now()
-      const entry = function* (data: Buffer, blockIndex: number): Generator<Buffer> {
+      const entry = function* (data: XvaBlockPieces, blockIndex: number): Generator<Buffer> {
         const name = blockName(disk.id, counter)
+        const length = blockLength(data)
         let sum = checksumOf(data, kind)
         if (opts.corruptChecksum?.(diskIndex, blockIndex))
           sum = sum.replace(/^./, (c) => (c === '0' ? '1' : '0'))
-        yield tarHeader(name, data.length)
-        if (data.length > 0) yield data
-        const pad = tarPadding(data.length)
+        yield tarHeader(name, length)
+        for (const p of data.pieces) if (p.length > 0) yield p
+        const pad = tarPadding(length)
         if (pad > 0) yield Buffer.alloc(pad)
         yield tarHeader(name + ext, sum.length)
         yield Buffer.concat([Buffer.from(sum), Buffer.alloc(tarPadding(sum.length))])
@@ -106,19 +153,20 @@ export function createXvaWriter(opts: XvaWriterOptions): XvaReadable {
       for (let i = 0; i < n; i++) {
         const len = Math.min(XVA_BLOCK_SIZE, disk.size - i * XVA_BLOCK_SIZE)
         const edge = i === 0 || i === n - 1
-        const data = await disk.src.readBlock(i)
-        if (data !== null && data.length !== len) {
-          throw new RangeError(`disk ${disk.id} block ${i}: ${data.length} bytes, expected ${len}`)
+        const data = await readPieces(disk.src, i)
+        const got = data === null ? len : blockLength(data)
+        if (got !== len) {
+          throw new RangeError(`disk ${disk.id} block ${i}: ${got} bytes, expected ${len}`)
         }
-        if (!edge && (data === null || isZeroBlock(data))) {
+        if (!edge && (data === null || isZeroPieces(data))) {
           const wantKeepAlive =
             typeof keepAlive === 'function'
               ? keepAlive(disk.id, i)
               : Date.now() - lastOutput > keepAlive
           // xapi writes an empty block with the current counter, then skips the zero block
-          if (wantKeepAlive) yield* entry(Buffer.alloc(0), i)
+          if (wantKeepAlive) yield* entry(EMPTY, i)
           counter++
-        } else yield* entry(data ?? Buffer.alloc(len), i)
+        } else yield* entry(data ?? { pieces: [Buffer.alloc(len)] }, i)
         done += len
         opts.onProgress?.(done, total)
       }
