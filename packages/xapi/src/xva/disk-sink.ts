@@ -74,6 +74,27 @@ export class DiskSink {
     }
   }
 
+  /**
+   * Disk bytes at the current offset given as consecutive pieces, `length` bytes in all, with the
+   * XXH64 of the whole: an aligned block needs no copy when there is no consumer.
+   */
+  writePieces(pieces: readonly Buffer[], length: number, digest: bigint): void {
+    this.#overflow(length)
+    const index = Math.floor(this.pos / BS)
+    if (
+      this.#consumer === undefined &&
+      this.#curFill === 0 &&
+      this.pos % BS === 0 &&
+      length === this.#len(index)
+    ) {
+      if (digest !== zeroBlockDigest(length) || !pieces.every((p) => isZeroBlock(p)))
+        this.#hasher.add(index, digest)
+      this.pos += length
+      return
+    }
+    for (const p of pieces) this.write(p)
+  }
+
   /** `n` zero bytes (an omitted run of blocks). */
   zeros(n: number): void {
     this.#overflow(n)

@@ -68,6 +68,9 @@ export class XvaImporter {
   #gap = 0
   #buf: Buffer | undefined
   #fill = 0
+  // a block read without copying: views of the input (kept until its checksum entry), hashed as they come
+  #pieces: Buffer[] | undefined
+  #xxh: Xxh64 | undefined
   #bigXxh: Xxh64 | undefined
   #bigSha: Hash | undefined
   #computed = ''
@@ -121,7 +124,10 @@ export class XvaImporter {
         this.#xmlLen += c.length
         return
       case 'data':
-        if (this.#buf) {
+        if (this.#pieces) {
+          this.#pieces.push(c)
+          this.#xxh!.update(c)
+        } else if (this.#buf) {
           c.copy(this.#buf, this.#fill)
           this.#fill += c.length
         } else {
@@ -225,7 +231,12 @@ export class XvaImporter {
       )
     }
     this.#fill = 0
-    if (e.size <= XVA_BLOCK_SIZE) {
+    this.#pieces = undefined
+    if (e.size <= XVA_BLOCK_SIZE && this.#hooks.onBlock === undefined) {
+      this.#pieces = []
+      this.#xxh = new Xxh64()
+      this.#bigXxh = this.#bigSha = undefined
+    } else if (e.size <= XVA_BLOCK_SIZE) {
       const owned = this.#hooks.onBlock !== undefined
       this.#buf =
         owned || !this.#buf || this.#buf.length < XVA_BLOCK_SIZE
@@ -245,7 +256,17 @@ export class XvaImporter {
       throw importError(`Found unsupported checksum file: ${e.name}`)
     this.checksumKinds.add(ext)
     const sink = this.#sink!
-    if (this.#buf) {
+    if (this.#pieces) {
+      const x = this.#xxh!.digest()
+      if (ext === '.xxhash') this.#computed = x.toString(16).toUpperCase().padStart(16, '0')
+      else {
+        const h = createHash('sha1')
+        for (const p of this.#pieces) h.update(p)
+        this.#computed = h.digest('hex')
+      }
+      sink.writePieces(this.#pieces, this.#size, x)
+      this.#pieces = undefined
+    } else if (this.#buf) {
       const data = this.#buf.subarray(0, this.#size)
       const x = ext === '.xxhash' || this.#size === XVA_BLOCK_SIZE ? xxh64(data) : undefined
       this.#computed =
