@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
+import { xxh64 } from '@node-rs/xxhash'
 import { DiskHasher, XVA_BLOCK_SIZE } from '@xapi-ops/xapi'
 import { DiskContent } from '../src/disk/content.js'
 
@@ -67,5 +68,39 @@ describe('DiskContent', () => {
     expect(d.blockCount).toBe(16384)
     expect(d.physicalUtilisation()).toBeGreaterThan(0)
     expect(d.clone().virtualSize).toBe(d.virtualSize)
+  })
+  it('blockPieces and writeBlockPieces carry the same bytes as block and writeBlock', () => {
+    const src = DiskContent.generated('pieces', 4 * MiB + 100, 1)
+    const foreign = Buffer.alloc(MiB, 7)
+    src.writeBlock(1, foreign)
+    const flat = (i: number) => {
+      const p = src.blockPieces(i)
+      return p === null ? null : { bytes: Buffer.concat(p.pieces), xxh64: p.xxh64 }
+    }
+    for (let i = 0; i < src.blockCount; i++) {
+      const f = flat(i)!
+      expect(f.bytes.equals(src.block(i)!)).toBe(true)
+      expect(f.xxh64).toBe(xxh64(f.bytes))
+    }
+    // split at odd places, the generated header itself cut in two
+    const viaPieces = DiskContent.empty(src.virtualSize)
+    const viaBuffers = DiskContent.empty(src.virtualSize)
+    for (let i = 0; i < src.blockCount; i++) {
+      const b = src.block(i)!
+      const cuts = [b.subarray(0, 5), b.subarray(5, 70_001), b.subarray(70_001)]
+      viaPieces.writeBlockPieces(i, cuts, xxh64(b))
+      viaBuffers.writeBlock(i, b)
+    }
+    viaPieces.writeBlockPieces(
+      2,
+      [Buffer.alloc(10), Buffer.alloc(MiB - 10)],
+      xxh64(Buffer.alloc(MiB))
+    )
+    viaBuffers.writeBlock(2, Buffer.alloc(MiB))
+    expect(viaPieces.hash()).toBe(viaBuffers.hash())
+    expect(viaPieces.physicalUtilisation()).toBe(viaBuffers.physicalUtilisation())
+    expect(viaPieces.isAllocated(2)).toBe(false)
+    expect(viaPieces.block(1)!.equals(foreign)).toBe(true)
+    expect(() => viaPieces.writeBlockPieces(0, [Buffer.alloc(3)], 0n)).toThrow(RangeError)
   })
 })

@@ -1,6 +1,6 @@
 import { createCipheriv } from 'node:crypto'
 import { Xxh64, xxh64 } from '@node-rs/xxhash'
-import { DiskHasher, XVA_BLOCK_SIZE, isZeroBlock } from '@xapi-ops/xapi'
+import { DiskHasher, XVA_BLOCK_SIZE, isZeroBlock, zeroBlockDigest } from '@xapi-ops/xapi'
 
 /*
  * Simulated disk content: deterministic, cheap to produce and to recognise.
@@ -109,6 +109,39 @@ function recognise(data: Buffer): Entry | undefined {
   return same ? { seedId, index, length: data.length } : undefined
 }
 
+/** True when the consecutive pieces `a` and `b` (of the same total length) hold the same bytes. */
+function samePieces(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  let i = 0
+  let j = 0
+  let ai = 0
+  let bj = 0
+  while (i < a.length && j < b.length) {
+    const x = a[i]!
+    const y = b[j]!
+    const n = Math.min(x.length - ai, y.length - bj)
+    if (n > 0 && !x.subarray(ai, ai + n).equals(y.subarray(bj, bj + n))) return false
+    ai += n
+    bj += n
+    if (ai === x.length) [i, ai] = [i + 1, 0]
+    if (bj === y.length) [j, bj] = [j + 1, 0]
+  }
+  return true
+}
+
+/** `recognise` over a block given as pieces of `length` bytes in all. */
+function recognisePieces(pieces: readonly Buffer[], length: number): Entry | undefined {
+  const first = pieces[0]
+  if (first === undefined || length < HEADER) return undefined
+  const head = first.length >= HEADER ? first : Buffer.concat(pieces, length)
+  if (!head.subarray(0, 8).equals(MAGIC)) return undefined
+  if (head.readBigUInt64BE(24) !== xxh64(head.subarray(0, 24))) return undefined
+  const seedId = head.readBigUInt64BE(8)
+  const index = Number(head.readBigUInt64BE(16))
+  const gen: Buffer[] = []
+  genPieces(seedId, index, length, (p) => gen.push(p))
+  return samePieces(pieces, gen) ? { seedId, index, length } : undefined
+}
+
 /**
  * The bytes of a simulated VDI, in 1 MiB blocks. Generated disks cost nothing until read; copies
  * share everything until written; `hash()` matches `DiskHasher` over the same bytes (the XVA
@@ -214,6 +247,34 @@ export class DiskContent {
     if (data.length !== len)
       throw new RangeError(`block ${index}: ${data.length} bytes, expected ${len}`)
     const entry: Entry = isZeroBlock(data) ? null : (recognise(data) ?? copyOf(data))
+    this.#store(index, entry)
+  }
+
+  /**
+   * `writeBlock` with the block given as consecutive pieces (not kept: copied if not generated)
+   * and the XXH64 of their bytes.
+   */
+  writeBlockPieces(index: number, pieces: readonly Buffer[], digest: bigint): void {
+    const len = this.blockLength(index)
+    let got = 0
+    for (const p of pieces) got += p.length
+    if (got !== len) throw new RangeError(`block ${index}: ${got} bytes, expected ${len}`)
+    let entry: Entry
+    if (digest === zeroBlockDigest(len) && pieces.every((p) => isZeroBlock(p))) entry = null
+    else {
+      entry = recognisePieces(pieces, len) ?? null
+      if (entry === null) {
+        const b = Buffer.allocUnsafeSlow(len)
+        let pos = 0
+        for (const p of pieces) pos += p.copy(b, pos)
+        rawDigests.set(b, digest)
+        entry = b
+      }
+    }
+    this.#store(index, entry)
+  }
+
+  #store(index: number, entry: Entry): void {
     if (this.#shared) {
       this.#overrides = new Map(this.#overrides)
       this.#shared = false

@@ -235,6 +235,11 @@ export class VmImport {
     this.#contents.get(disk.id)?.writeBlock(index, data)
   }
 
+  /** `writeBlock` with the block as pieces (not kept) and their XXH64. */
+  writeBlockPieces(disk: XvaDisk, index: number, pieces: readonly Buffer[], xxh64: bigint): void {
+    this.#contents.get(disk.id)?.writeBlockPieces(index, pieces, xxh64)
+  }
+
   /** After the stream: VDI sizes refreshed; the VM refs for the task result. */
   finish(): string[] {
     for (const [id] of this.#contents) this.#ctx.storage.refreshVdi(this.#ids.get(id)!)

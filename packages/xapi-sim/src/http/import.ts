@@ -127,9 +127,9 @@ export async function handleImport(
     onHeader: (header, disks) => {
       if (!dryRun) importer.create(header, disks)
     },
-    onBlock: (disk, index, data) => {
+    onBlockPieces: (disk, index, pieces, xxh64) => {
       task.checkCancelled()
-      importer.writeBlock(disk, index, data)
+      importer.writeBlockPieces(disk, index, pieces, xxh64)
       const p = verifier.progress
       if (p.totalDiskBytes > 0) progress(p.diskBytes / p.totalDiskBytes)
     },

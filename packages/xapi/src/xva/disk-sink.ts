@@ -8,6 +8,12 @@ const BS = XVA_BLOCK_SIZE
 export type BlockConsumer = (index: number, data: Buffer) => void
 
 /**
+ * Receives the aligned, non-zero 1 MiB blocks of a disk as consecutive pieces (views valid during
+ * the call only: copy what you keep) with the XXH64 of their bytes.
+ */
+export type BlockPiecesConsumer = (index: number, pieces: readonly Buffer[], xxh64: bigint) => void
+
+/**
  * Turns a disk's byte stream (data pieces and runs of zeros, at increasing offsets) into aligned
  * 1 MiB blocks: hashes them (`DiskHasher`) and hands non-zero ones to the consumer. Constant memory.
  */
@@ -16,17 +22,24 @@ export class DiskSink {
   readonly virtualSize: number
   readonly #hasher: DiskHasher
   readonly #consumer: BlockConsumer | undefined
+  readonly #piecesConsumer: BlockPiecesConsumer | undefined
   /** Disk offset of the next byte. */
   pos = 0
   #cur: Buffer | undefined
   #curFill = 0
   #curNonZero = false
 
-  constructor(id: string, virtualSize: number, consumer?: BlockConsumer) {
+  constructor(
+    id: string,
+    virtualSize: number,
+    consumer?: BlockConsumer,
+    piecesConsumer?: BlockPiecesConsumer
+  ) {
     this.id = id
     this.virtualSize = virtualSize
     this.#hasher = new DiskHasher(virtualSize)
     this.#consumer = consumer
+    this.#piecesConsumer = piecesConsumer
   }
 
   #len(index: number): number {
@@ -46,6 +59,7 @@ export class DiskSink {
     if (d === zeroBlockDigest(data.length) && isZeroBlock(data)) return
     this.#hasher.add(index, d)
     this.#consumer?.(index, owned ? data : Buffer.from(data))
+    this.#piecesConsumer?.(index, [data], d)
   }
 
   /**
@@ -87,8 +101,10 @@ export class DiskSink {
       this.pos % BS === 0 &&
       length === this.#len(index)
     ) {
-      if (digest !== zeroBlockDigest(length) || !pieces.every((p) => isZeroBlock(p)))
+      if (digest !== zeroBlockDigest(length) || !pieces.every((p) => isZeroBlock(p))) {
         this.#hasher.add(index, digest)
+        this.#piecesConsumer?.(index, pieces, digest)
+      }
       this.pos += length
       return
     }

@@ -25,6 +25,9 @@ export interface ImporterHooks {
   importerVersion?: { major: number; minor: number } | undefined
   onHeader?: ((header: XvaHeader, disks: XvaDisk[]) => void) | undefined
   onBlock?: ((disk: XvaDisk, index: number, data: Buffer) => void) | undefined
+  /** Used when there is no `onBlock`: the block as views of the input (copy what you keep). */
+  onBlockPieces?:
+    ((disk: XvaDisk, index: number, pieces: readonly Buffer[], xxh64: bigint) => void) | undefined
 }
 
 export interface DiskResult {
@@ -188,11 +191,14 @@ export class XvaImporter {
         this.#state = this.#exportVsn < 2 ? 'legacy-table' : 'trailer'
         return
       }
-      const onBlock = this.#hooks.onBlock
+      const { onBlock, onBlockPieces } = this.#hooks
       this.#sink = new DiskSink(
         disk.id,
         disk.virtualSize,
-        onBlock && ((i, d) => onBlock(disk, i, d))
+        onBlock && ((i, d) => onBlock(disk, i, d)),
+        onBlock === undefined && onBlockPieces
+          ? (i, pieces, x) => onBlockPieces(disk, i, pieces, x)
+          : undefined
       )
       this.#lastSuffix = '-1'
       this.#entries = this.#keepAlives = 0

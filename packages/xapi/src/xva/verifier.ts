@@ -20,6 +20,11 @@ export interface XvaVerifierOptions {
   onHeader?: (header: XvaHeader, disks: XvaDisk[]) => void
   /** Each non-zero aligned 1 MiB block of each disk (`index` = offset / 1 MiB); `data` is yours. */
   onBlock?: (disk: XvaDisk, index: number, data: Buffer) => void
+  /**
+   * Instead of `onBlock`, without copying: a block as views of the input (valid during the call
+   * only: copy what you keep) with the XXH64 of its bytes.
+   */
+  onBlockPieces?: (disk: XvaDisk, index: number, pieces: readonly Buffer[], xxh64: bigint) => void
   signal?: AbortSignal
 }
 
@@ -81,6 +86,7 @@ export class XvaVerifier extends Transform {
       importerVersion: opts.importerVersion,
       onHeader: opts.onHeader,
       onBlock: opts.onBlock,
+      onBlockPieces: opts.onBlockPieces,
     })
     this.once('error', (e) => this.#reject(e))
     this.once('close', () =>
