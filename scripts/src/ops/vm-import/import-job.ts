@@ -60,14 +60,18 @@ export async function runImportJob(
     const started = Date.now()
     const handle = ctx.display.start(file, label)
     try {
-      newVms = await importVm(tracking(ctx.client, tasks), createReadStream(file), {
-        sr: ctx.sr.ref,
-        restore: ctx.restore,
-        force: ctx.force,
-        length: size,
-        signal,
-        onProgress: (p) => handle.update(p.bytes, p.fraction),
-      })
+      newVms = await importVm(
+        tracking(ctx.client, tasks),
+        createReadStream(file, { highWaterMark: 1024 * 1024 }),
+        {
+          sr: ctx.sr.ref,
+          restore: ctx.restore,
+          force: ctx.force,
+          length: size,
+          signal,
+          onProgress: (p) => handle.update(p.bytes, p.fraction),
+        }
+      )
     } finally {
       handle.finish()
     }
