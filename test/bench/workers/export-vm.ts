@@ -21,7 +21,10 @@ try {
     compression: input.compression ?? 'none',
     onProgress: (p) => (bytes = p.bytes),
   })
-  await Promise.all([pipeline(body, createWriteStream(input.out)), task])
+  await Promise.all([
+    pipeline(body, createWriteStream(input.out, { highWaterMark: 1024 * 1024 })),
+    task,
+  ])
   const ms = performance.now() - t0
   console.log(JSON.stringify({ bytes, ms, maxRssMiB: process.resourceUsage().maxRSS / 1024 }))
 } finally {

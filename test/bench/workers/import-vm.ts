@@ -13,7 +13,13 @@ const client = await connect({ url: input.url, user: input.user, password: input
 try {
   const { size } = await stat(input.file)
   const t0 = performance.now()
-  const refs = await importVm(client, createReadStream(input.file), { length: size })
+  const refs = await importVm(
+    client,
+    createReadStream(input.file, { highWaterMark: 1024 * 1024 }),
+    {
+      length: size,
+    }
+  )
   const ms = performance.now() - t0
   for (const ref of refs) await client.call('VM.destroy', ref)
   console.log(JSON.stringify({ bytes: size, ms, maxRssMiB: process.resourceUsage().maxRSS / 1024 }))

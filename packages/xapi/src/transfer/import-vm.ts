@@ -16,9 +16,13 @@ import { actionTarget, describeTarget, type Target } from './url.js'
  * (200, or a 302 to the pool member that sees the SR, followed). `source` is consumed; on failure
  * it is destroyed (an `exportVm` body then cancels its export).
  *
+ * Read a file in large chunks (`highWaterMark: 1 MiB`): with the 64 KiB default every chunk is its
+ * own read and socket write, about twice the CPU.
+ *
  * @example
  * const { size } = await stat(file)
- * const [vm] = await importVm(client, createReadStream(file), { sr, length: size, signal })
+ * const source = createReadStream(file, { highWaterMark: 1024 * 1024 })
+ * const [vm] = await importVm(client, source, { sr, length: size, signal })
  */
 export async function importVm(
   client: XapiClient | TransferClient,
