@@ -2,13 +2,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { HashTap } from '../src/ops/transfer/hash-tap.js'
+import { HashingWriter } from '../src/ops/transfer/hashing-writer.js'
 import { backoffMs, isRetriable } from '../src/ops/transfer/retry.js'
 import { ManifestStore, formatSums, type ManifestEntry } from '../src/ops/vm-export/manifest.js'
 import { compressionOfFile, exportFileName, safeName } from '../src/ops/vm-export/naming.js'
 import { createHash } from 'node:crypto'
-import { Readable, Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 
 describe('export file names', () => {
   it.each([
@@ -105,40 +103,61 @@ describe('retries', () => {
   })
 })
 
-describe('HashTap', () => {
-  it('passes bytes through unchanged and gives their SHA-256, across slot boundaries', async () => {
-    // Chunks of odd sizes, 20 MiB in all: more than the ring holds, so back-pressure is exercised.
-    const chunks: Buffer[] = []
-    for (let i = 0, size = 1; i < 60; i++, size = (size * 7 + 13) % 900_000) {
-      chunks.push(Buffer.alloc(size + 1, i))
+describe('HashingWriter', () => {
+  // Chunks of odd sizes, 20 MiB in all: more than the slots hold, so back-pressure is exercised.
+  const chunks: Buffer[] = []
+  for (let i = 0, size = 1; i < 60; i++, size = (size * 7 + 13) % 900_000) {
+    chunks.push(Buffer.alloc(size + 1, i))
+  }
+  const total = chunks.reduce((s, c) => s + c.length, 0)
+  const expected = createHash('sha256')
+  for (const c of chunks) expected.update(c)
+  const hex = expected.digest('hex')
+
+  it('writes the bytes in order, fsynced, and gives their SHA-256 across slot boundaries', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hashing-writer-'))
+    try {
+      const file = join(dir, 'out.part')
+      await writeFile(file, 'left by a killed run, longer than nothing')
+      const writer = await HashingWriter.create(file, { fsync: true })
+      for (const c of chunks) await writer.write(c)
+      expect(await writer.finish()).toEqual({ bytes: total, sha256: hex })
+      const content = await readFile(file)
+      expect(content.length).toBe(total)
+      expect(createHash('sha256').update(content).digest('hex')).toBe(hex)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
-    const expected = createHash('sha256')
-    for (const c of chunks) expected.update(c)
-    const out = createHash('sha256')
-    let bytes = 0
-    const tap = new HashTap()
-    await pipeline(
-      Readable.from(chunks),
-      tap,
-      new Writable({
-        write(chunk: Buffer, _e, cb) {
-          bytes += chunk.length
-          out.update(chunk)
-          cb()
-        },
-      })
-    )
-    const total = chunks.reduce((s, c) => s + c.length, 0)
-    expect(bytes).toBe(total)
-    expect(tap.bytes).toBe(total)
-    const hex = expected.digest('hex')
-    expect(out.digest('hex')).toBe(hex)
-    expect(await tap.digest()).toBe(hex)
   })
 
-  it('hashes an empty stream', async () => {
-    const tap = new HashTap()
-    await pipeline(Readable.from([]), tap, new Writable({ write: (_c, _e, cb) => cb() }))
-    expect(await tap.digest()).toBe(createHash('sha256').digest('hex'))
+  it('only hashes without a path, and hashes an empty stream', async () => {
+    const writer = await HashingWriter.create()
+    for (const c of chunks) await writer.write(c)
+    expect(await writer.finish()).toEqual({ bytes: total, sha256: hex })
+    const empty = await HashingWriter.create()
+    expect((await empty.finish()).sha256).toBe(createHash('sha256').digest('hex'))
+  })
+
+  it('reports a failed write with its errno code', async () => {
+    // /dev/full: every write fails with ENOSPC, as a full disk does.
+    const writer = await HashingWriter.create('/dev/full')
+    const failure = (async () => {
+      for (const c of chunks) await writer.write(c)
+      await writer.finish()
+    })()
+    await expect(failure).rejects.toMatchObject({ code: 'ENOSPC' })
+    await writer.close()
+  })
+
+  it('stops its worker and closes the file when closed mid-way', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hashing-writer-'))
+    try {
+      const writer = await HashingWriter.create(join(dir, 'x.part'))
+      for (const c of chunks.slice(0, 30)) await writer.write(c)
+      await writer.close()
+      await expect(writer.write(Buffer.alloc(1))).rejects.toThrow(/closed/)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

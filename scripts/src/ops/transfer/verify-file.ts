@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createXvaVerifier, type XvaSummary } from '@xapi-ops/xapi'
-import { HashTap } from './hash-tap.js'
+import { HashingWriter } from './hashing-writer.js'
 import { XvaVerificationError } from './retry.js'
 
 /** What {@link verifyFile} found. */
@@ -21,20 +21,30 @@ export async function verifyFile(
   path: string,
   options: { readonly metadataOnly?: boolean; readonly signal?: AbortSignal } = {}
 ): Promise<VerifiedFile> {
-  const tap = new HashTap()
+  const hasher = await HashingWriter.create()
   const verifier = createXvaVerifier({ metadataOnly: options.metadataOnly ?? false })
   let verifyError: unknown
   verifier.once('error', (error) => (verifyError = error))
-  const sink = new Writable({ write: (_chunk, _encoding, callback) => callback() })
+  // The verifier passes the bytes through unchanged: what reaches the hasher is the file.
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    write: (chunk: Buffer, _encoding, callback) => {
+      const wait = hasher.write(chunk)
+      if (wait) wait.then(() => callback(), callback)
+      else callback()
+    },
+  })
+  let written
   try {
     await pipeline(
       createReadStream(path, { highWaterMark: 1024 * 1024 }),
-      tap,
       verifier,
       sink,
       options.signal ? { signal: options.signal } : {}
     )
+    written = await hasher.finish()
   } catch (error) {
+    await hasher.close()
     options.signal?.throwIfAborted()
     if (verifyError !== undefined) {
       throw new XvaVerificationError(`not a valid XVA archive: ${message(verifyError)}`, {
@@ -45,7 +55,7 @@ export async function verifyFile(
   }
   try {
     const summary = await verifier.result
-    return { bytes: tap.bytes, sha256: await tap.digest(), summary }
+    return { bytes: written.bytes, sha256: written.sha256, summary }
   } catch (error) {
     throw new XvaVerificationError(`not a valid XVA archive: ${message(error)}`, { cause: error })
   }

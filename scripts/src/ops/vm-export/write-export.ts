@@ -1,9 +1,9 @@
-import { createWriteStream } from 'node:fs'
-import { open, rename } from 'node:fs/promises'
-import { pipeline } from 'node:stream/promises'
+import { rename } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import { exportVm, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { fsyncDir, removeQuietly } from '../transfer/fs-utils.js'
-import { HashTap } from '../transfer/hash-tap.js'
+import { HashingWriter } from '../transfer/hashing-writer.js'
 import { isLocalFsError, TransferBrokenError, XvaVerificationError } from '../transfer/retry.js'
 import { exportPaths, type Compression } from './naming.js'
 
@@ -36,10 +36,10 @@ export async function writeExport(
   const { final, part } = exportPaths(dir, file)
   signal.throwIfAborted()
   let done = false
-  let tap: HashTap | undefined
+  let writer: HashingWriter | undefined
   try {
     let fraction: number | undefined
-    const report = () => options.onProgress?.(tap?.bytes ?? 0, fraction)
+    const report = () => options.onProgress?.(writer?.bytes ?? 0, fraction)
     const { body, task } = await exportVm(client, options.vm, {
       compression: options.compression,
       metadataOnly: options.metadataOnly,
@@ -50,44 +50,57 @@ export async function writeExport(
         report()
       },
     })
-    // Made only now that there is a body to hash: its worker thread stops with the stream.
-    tap = new HashTap()
-    tap.on('data', report)
-    const out = createWriteStream(part, { mode: 0o644, highWaterMark: 1024 * 1024 })
-    const [written, finished] = await Promise.allSettled([
-      pipeline(body, tap, out, { signal }),
-      task,
-    ])
+    try {
+      writer = await HashingWriter.create(part, { fsync: true })
+    } catch (error) {
+      body.destroy()
+      await task.catch(() => {})
+      throw error
+    }
+    const [written, settled] = await Promise.allSettled([copyBody(body, writer, report), task])
     signal.throwIfAborted()
     if (written.status === 'rejected') {
       const error: unknown = written.reason
       if (isLocalFsError(error)) throw localError(error, part)
-      const why = verdict(finished.status === 'rejected' ? finished.reason : error)
+      const why = verdict(settled.status === 'rejected' ? settled.reason : error)
       // The stream broke after it had started: whatever the task says (xapi reports a broken
       // connection as INTERNAL_ERROR, VDI_IO_ERROR…), a new attempt may go through.
       throw why instanceof XvaVerificationError ? why : new TransferBrokenError(why)
     }
-    if (finished.status === 'rejected') throw verdict(finished.reason)
-    const sha256 = await tap.digest()
-    // fsync through a new descriptor: it flushes the file's pages whichever fd wrote them.
-    const handle = await open(part, 'r+')
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
+    if (settled.status === 'rejected') throw verdict(settled.reason)
+    // Every byte written, fsynced and hashed.
+    const { bytes, sha256 } = await writer.finish()
     await rename(part, final)
     await fsyncDir(dir)
     done = true
-    return { bytes: tap.bytes, sha256 }
+    return { bytes, sha256 }
   } catch (error) {
     throw isLocalFsError(error) ? localError(error, part) : error
   } finally {
     if (!done) {
-      tap?.destroy()
+      await writer?.close()
       await removeQuietly(part)
     }
   }
+}
+
+/**
+ * Hands the body's chunks to the writer as they come (no intermediate stream), pausing the body
+ * while the writer is behind.
+ */
+function copyBody(body: Readable, writer: HashingWriter, onData: () => void): Promise<void> {
+  body.on('data', (chunk: Buffer) => {
+    const wait = writer.write(chunk)
+    onData()
+    if (wait) {
+      body.pause()
+      wait.then(
+        () => body.resume(),
+        (error: unknown) => body.destroy(error as Error)
+      )
+    }
+  })
+  return finished(body)
 }
 
 /** The task's verdict; the in-flight verifier's errors carry xapi's import codes. */
