@@ -8,7 +8,7 @@ import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import { openRequest } from './request.js'
 import { isTransportFailure, TransferRun } from './run.js'
 import { describeTarget, actionTarget } from './url.js'
-import { createVerifyingTap, verifiedFraction } from './verify.js'
+import { createInFlightVerifier, verifiedFraction } from './verify.js'
 import { ChunkedDecoder } from './chunked.js'
 
 /** What `exportVm` resolves with. */
@@ -108,8 +108,8 @@ export async function exportVm(
 }
 
 /**
- * Wires socket → (chunked decoder) → (verifying tap) → `body`; `done` resolves once `body` has
- * been fully read.
+ * Wires socket → (chunked decoder) → `body`, the verifier looking at each chunk on the way (no
+ * stream of its own: one hop less per chunk); `done` resolves once `body` has been fully read.
  */
 function streamBody(
   run: TransferRun,
@@ -120,17 +120,26 @@ function streamBody(
   const expected = run.meter.totalBytes
   const decoder = options.chunked ? new ChunkedDecoder() : undefined
   const source: Readable = decoder ? raw.pipe(decoder) : raw
-  const tap = options.verify
-    ? createVerifyingTap({ metadataOnly: options.metadataOnly })
+  const verifier = options.verify
+    ? createInFlightVerifier({
+        metadataOnly: options.metadataOnly,
+        onError: (error) => run.fail(error),
+      })
     : undefined
-  if (tap) run.meter.setFractionSource(() => verifiedFraction(tap))
-  const upstream: Readable = tap ?? source
+  if (verifier) run.meter.setFractionSource(() => verifiedFraction(verifier))
   let received = 0
+  // The source flows only while neither the body's reader nor the verifier's decompressor is full.
+  let bodyFull = false
+  let verifierFull = false
+  const resume = () => {
+    if (!bodyFull && !verifierFull && !run.signal.aborted) source.resume()
+  }
 
   const body = new Readable({
     highWaterMark: BODY_HIGH_WATER_MARK,
     read() {
-      upstream.resume()
+      bodyFull = false
+      resume()
     },
     destroy(error, callback) {
       if (!body.readableEnded) {
@@ -152,7 +161,7 @@ function streamBody(
       () => {
         destroyConnection(conn, !run.over)
         decoder?.destroy()
-        tap?.destroy()
+        verifier?.destroy()
         const reason: unknown = run.signal.reason
         reject(reason)
         // A broken connection waits for the task's verdict (see TransferRun); anything else
@@ -191,18 +200,42 @@ function streamBody(
     }
   })
   decoder?.once('error', (error) => run.fail(error))
-  if (tap) {
-    source.pipe(tap)
-    tap.once('error', (error) => run.fail(error))
-  }
-  upstream.on('data', (chunk: Buffer) => {
-    if (!body.push(chunk)) upstream.pause()
+  source.on('data', (chunk: Buffer) => {
+    if (run.signal.aborted) return
+    if (verifier) {
+      try {
+        if (!verifier.write(chunk)) {
+          verifierFull = true
+          source.pause()
+          void verifier.drained().then(() => {
+            verifierFull = false
+            resume()
+          })
+        }
+      } catch (error) {
+        run.fail(error)
+        return
+      }
+    }
+    if (!body.push(chunk)) {
+      bodyFull = true
+      source.pause()
+    }
   })
-  upstream.once('end', () => {
-    if (!run.signal.aborted) body.push(null)
+  source.once('end', () => {
+    if (!verifier) {
+      if (!run.signal.aborted) body.push(null)
+      return
+    }
+    verifier.end().then(
+      () => {
+        if (!run.signal.aborted) body.push(null)
+      },
+      (error: unknown) => run.fail(error)
+    )
   })
-  upstream.pause()
+  source.pause()
   // Any stream of ours paused by backpressure means the consumer of `body` is the one to wait for.
-  run.setWaitingOnPeer(() => upstream.isPaused() || source.isPaused() || raw.isPaused())
+  run.setWaitingOnPeer(() => bodyFull || source.isPaused() || raw.isPaused())
   return { body, done }
 }

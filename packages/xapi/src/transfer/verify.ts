@@ -1,15 +1,18 @@
-import { createXvaVerifier, type XvaVerifier } from '../xva/verifier.js'
+import { XvaInspector } from '../xva/inspector.js'
 
 /**
- * The in-flight XVA verifier: a pass-through replaying xapi's importer, which errors with xapi's
- * import error (`IMPORT_ERROR_PREMATURE_EOF`, a checksum failure naming the block, …).
+ * The in-flight XVA verifier: replays xapi's importer on the bytes as they arrive and fails
+ * with xapi's import error (`IMPORT_ERROR_PREMATURE_EOF`, a checksum failure naming the block, …).
  */
-export function createVerifyingTap(options: { metadataOnly: boolean }): XvaVerifier {
-  return createXvaVerifier({ metadataOnly: options.metadataOnly })
+export function createInFlightVerifier(options: {
+  metadataOnly: boolean
+  onError: (error: Error) => void
+}): XvaInspector {
+  return new XvaInspector(options)
 }
 
 /** Disk positions verified so far over the disks' total size, once `ova.xml` is parsed. */
-export function verifiedFraction(tap: XvaVerifier): number | undefined {
-  const { diskBytes, totalDiskBytes } = tap.progress
+export function verifiedFraction(inspector: XvaInspector): number | undefined {
+  const { diskBytes, totalDiskBytes } = inspector.progress
   return totalDiskBytes > 0 ? diskBytes / totalDiskBytes : undefined
 }

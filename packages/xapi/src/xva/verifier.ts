@@ -1,12 +1,8 @@
 import { Transform, Writable, addAbortSignal } from 'node:stream'
 import type { Readable, TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip } from 'node:zlib'
-import { DecompressStream } from 'zstd-napi'
-import { XapiError } from '../errors.js'
-import { XvaImporter } from './importer.js'
+import { XvaInspector } from './inspector.js'
 import type { XvaDisk, XvaHeader, XvaObject } from './ova-xml.js'
-import { TAR_BLOCK, parseTarHeader } from './tar.js'
 import type { XvaCompression } from './writer.js'
 
 export interface XvaVerifierOptions {
@@ -54,24 +50,15 @@ export interface XvaSummary {
   checksumFailures: string[]
 }
 
-const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd])
-
 /**
  * Pass-through verifier: bytes flow out unchanged while xapi's importer is replayed on them;
  * errors are `XapiError`s with xapi's codes. `result` settles with the summary at the end.
  */
 export class XvaVerifier extends Transform {
   readonly result: Promise<XvaSummary>
-  readonly #importer: XvaImporter
+  readonly #inspector: XvaInspector
   #resolve!: (s: XvaSummary) => void
   #reject!: (e: Error) => void
-  #sniff: Buffer[] = []
-  #sniffLen = 0
-  #mode: XvaCompression | undefined
-  #z: Transform | undefined
-  #zError: Error | undefined
-  /** Bytes received so far. */
-  bytes = 0
 
   constructor(opts: XvaVerifierOptions = {}) {
     super({ highWaterMark: 1024 * 1024 })
@@ -80,14 +67,7 @@ export class XvaVerifier extends Transform {
       this.#reject = reject
     })
     this.result.catch(() => {})
-    this.#importer = new XvaImporter({
-      force: opts.force ?? false,
-      metadataOnly: opts.metadataOnly ?? false,
-      importerVersion: opts.importerVersion,
-      onHeader: opts.onHeader,
-      onBlock: opts.onBlock,
-      onBlockPieces: opts.onBlockPieces,
-    })
+    this.#inspector = new XvaInspector({ ...opts, onError: (e) => this.destroy(e) })
     this.once('error', (e) => this.#reject(e))
     this.once('close', () =>
       this.#reject(new Error('XVA verifier closed before the end of the archive'))
@@ -95,126 +75,39 @@ export class XvaVerifier extends Transform {
     if (opts.signal) addAbortSignal(opts.signal, this)
   }
 
+  /** Bytes received so far. */
+  get bytes(): number {
+    return this.#inspector.bytes
+  }
+
   /** Disk bytes verified so far and the total announced by ova.xml (0 until it is parsed). */
   get progress(): { bytes: number; diskBytes: number; totalDiskBytes: number } {
-    const i = this.#importer
-    return { bytes: this.bytes, diskBytes: i.diskBytes, totalDiskBytes: i.totalDiskBytes }
+    return this.#inspector.progress
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length
     this.push(chunk)
     try {
-      if (this.#mode === undefined) {
-        this.#sniff.push(chunk)
-        this.#sniffLen += chunk.length
-        if (this.#sniffLen < TAR_BLOCK) return cb()
-        chunk = this.#decide()
-      }
-      this.#feed(chunk, cb)
+      if (this.#inspector.write(chunk)) cb()
+      else void this.#inspector.drained().then(() => cb(this.#inspector.failure))
     } catch (e) {
       cb(e as Error)
     }
   }
 
   override _flush(cb: TransformCallback): void {
-    try {
-      if (this.#mode === undefined) {
-        if (this.#sniffLen === 0) throw new XapiError('IMPORT_ERROR_PREMATURE_EOF', [])
-        this.#feed(this.#decide(), () => {})
-      }
-      const z = this.#z
-      if (!z) return this.#finish(cb)
-      if (this.#zError) return cb(this.#zError)
-      z.once('end', () => this.#finish(cb))
-      z.once('error', () => cb(this.#zError))
-      z.end()
-    } catch (e) {
-      cb(e as Error)
-    }
+    this.#inspector.end().then(
+      (summary) => {
+        this.#resolve(summary)
+        cb()
+      },
+      (e: Error) => cb(e)
+    )
   }
 
-  /** xapi's sniffing: a tar header first, else zstd by magic, else gzip. */
-  #decide(): Buffer {
-    const head = Buffer.concat(this.#sniff, this.#sniffLen)
-    this.#sniff = []
-    let tar = false
-    if (head.length >= TAR_BLOCK) {
-      try {
-        tar = parseTarHeader(head.subarray(0, TAR_BLOCK)) !== null
-      } catch {
-        tar = false
-      }
-    }
-    if (tar) this.#mode = 'none'
-    else if (head.subarray(0, 4).equals(ZSTD_MAGIC)) this.#mode = 'zstd'
-    else if (head[0] === 0x1f && head[1] === 0x8b) this.#mode = 'gzip'
-    else if (head.length < TAR_BLOCK) throw new XapiError('IMPORT_ERROR_PREMATURE_EOF', [])
-    else
-      throw new XapiError('IMPORT_ERROR', ['Invalid XVA file: neither a tar archive nor gzip/zstd'])
-    if (this.#mode !== 'none') {
-      const z: Transform = this.#mode === 'gzip' ? createGunzip() : new DecompressStream()
-      z.on('data', (c: Buffer) => {
-        if (this.#zError) return
-        try {
-          this.#importer.parser.write(c)
-        } catch (e) {
-          this.#zError = e as Error
-          z.destroy()
-          this.destroy(e as Error)
-        }
-      })
-      z.on('error', (e: NodeJS.ErrnoException) => {
-        if (this.#zError) return
-        this.#zError =
-          /unexpected end|ended in middle|truncated/i.test(e.message) || e.code === 'Z_BUF_ERROR'
-            ? new XapiError('IMPORT_ERROR_PREMATURE_EOF', [])
-            : new XapiError('IMPORT_ERROR', [
-                `Invalid XVA file: ${this.#mode} stream: ${e.message}`,
-              ])
-        this.destroy(this.#zError)
-      })
-      this.#z = z
-    }
-    return head
-  }
-
-  #feed(chunk: Buffer, cb: TransformCallback): void {
-    if (!this.#z) {
-      this.#importer.parser.write(chunk)
-      return cb()
-    }
-    if (this.#zError) return cb(this.#zError)
-    if (this.#z.write(chunk)) cb()
-    else this.#z.once('drain', () => cb())
-  }
-
-  #finish(cb: TransformCallback): void {
-    try {
-      const i = this.#importer
-      i.finish()
-      const header = i.header!
-      this.#resolve({
-        compression: this.#mode ?? 'none',
-        bytes: this.bytes,
-        tarBytes: i.parser.bytes,
-        header,
-        vms: header.objects.filter((o) => o.class === 'VM'),
-        disks: i.results.map((r) => ({
-          id: r.disk.id,
-          virtualSize: r.disk.virtualSize,
-          hash: r.hash,
-          entries: r.entries,
-          keepAlives: r.keepAlives,
-          vdi: r.disk.vdi,
-        })),
-        checksumKinds: [...i.checksumKinds],
-        checksumFailures: i.checksumFailures,
-      })
-      cb()
-    } catch (e) {
-      cb(e as Error)
-    }
+  override _destroy(error: Error | null, cb: (error: Error | null) => void): void {
+    this.#inspector.destroy()
+    cb(error)
   }
 }
 
