@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { runWorker } from '../lib/child.js'
+import { flushPageCache, runWorker } from '../lib/child.js'
 import { curlSession } from '../lib/curl.js'
 import { writeSeed, onePool } from '../lib/seeds.js'
 import { startSimProcess } from '../lib/sim-process.js'
@@ -34,13 +34,35 @@ export const transferBench: Bench = {
     const oursFile = join(tmpDir, 'ours.xva')
     const curlFile = join(tmpDir, 'curl.xva')
     try {
-      const runs = quick ? 1 : 3
+      // Fresh files each run (truncating a cached 1 GiB file costs the writer a variable amount
+      // of kernel time), and the order alternates so that neither side always runs on the
+      // page cache the other just filled.
+      const runs = quick ? 1 : 5
       const ours: number[] = []
       const theirs: number[] = []
       let bytes = 0
       for (let i = 0; i < runs; i++) {
-        const a = await runWorker<WorkerResult>('export-vm', { ...conn, vm: 'xfer', out: oursFile })
-        const b = await curl.export('xfer', curlFile)
+        await rm(oursFile, { force: true })
+        await rm(curlFile, { force: true })
+        // Each side starts with no dirty pages: otherwise the second one pays for the writeback
+        // of what the first one just wrote.
+        const runOurs = async () => {
+          await flushPageCache()
+          return runWorker<WorkerResult>('export-vm', { ...conn, vm: 'xfer', out: oursFile })
+        }
+        const runCurl = async () => {
+          await flushPageCache()
+          return curl.export('xfer', curlFile)
+        }
+        let a: WorkerResult
+        let b: { ms: number; bytes: number }
+        if (i % 2 === 0) {
+          a = await runOurs()
+          b = await runCurl()
+        } else {
+          b = await runCurl()
+          a = await runOurs()
+        }
         bytes = b.bytes
         ours.push((a.bytes / a.ms) * 1000)
         theirs.push((b.bytes / b.ms) * 1000)
@@ -63,11 +85,26 @@ export const transferBench: Bench = {
       const imp: number[] = []
       const impCurl: number[] = []
       for (let i = 0; i < runs; i++) {
-        const a = await runWorker<WorkerResult>('import-vm', { ...conn, file: curlFile })
-        const b = await curl.import(curlFile)
-        for (const vm of b.vms) await curl.call('VM.destroy', vm)
+        const runOurs = () => runWorker<WorkerResult>('import-vm', { ...conn, file: curlFile })
+        const runCurl = async () => {
+          const r = await curl.import(curlFile)
+          for (const vm of r.vms) await curl.call('VM.destroy', vm)
+          return r
+        }
+        let a: WorkerResult
+        let b: { ms: number }
+        if (i % 2 === 0) {
+          a = await runOurs()
+          b = await runCurl()
+        } else {
+          b = await runCurl()
+          a = await runOurs()
+        }
         imp.push((bytes / a.ms) * 1000)
         impCurl.push((bytes / b.ms) * 1000)
+        log(
+          `import run ${i + 1}: ours ${(imp.at(-1)! / 2 ** 20).toFixed(0)} MiB/s, curl ${(impCurl.at(-1)! / 2 ** 20).toFixed(0)} MiB/s`
+        )
       }
       const im = median(imp) / 2 ** 20
       const imCurl = median(impCurl) / 2 ** 20

@@ -41,3 +41,9 @@ export async function timeCommand(
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
   return { ms: performance.now() - start, code, stdout, stderr }
 }
+
+/** Writes every dirty page back (`sync`), so that a timed run does not pay for an earlier one. */
+export async function flushPageCache(): Promise<void> {
+  const r = await timeCommand('sync', [])
+  if (r.code !== 0) throw new Error(`sync failed: ${r.stderr}`)
+}
