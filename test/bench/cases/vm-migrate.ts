@@ -43,8 +43,9 @@ export const vmMigrateBench: Bench = {
     }
     const figures: Figure[] = []
 
-    // The manual way, once: for each VM, curl the export into a file, then curl it up.
-    const manualMs = await (async () => {
+    // The manual way: for each VM, curl the export into a file, then curl it up. Measured before
+    // and after the script's runs (the machine drifts): the baseline is the mean.
+    const manualRun = async () => {
       const sims = await startPools()
       const src = await curlSession(sims.src.pools[0]!.master, sims.src.user, sims.src.password)
       const dst = await curlSession(sims.dst.pools[0]!.master, sims.dst.user, sims.dst.password)
@@ -62,8 +63,11 @@ export const vmMigrateBench: Bench = {
         await dst.close()
         await sims.stop()
       }
-    })()
+    }
+    const manualBefore = await manualRun()
+    log(`manual way: ${manualBefore.toFixed(0)} ms`)
 
+    const results: { c: number; ms: number; peakRssMiB: number }[] = []
     for (const c of levels) {
       const sims = await startPools()
       try {
@@ -81,28 +85,35 @@ export const vmMigrateBench: Bench = {
           env
         )
         if (r.code !== 0) throw new Error(`vm-migrate exited with ${r.code}: ${r.stderr}`)
-        log(
-          `concurrency ${c}: ${r.ms.toFixed(0)} ms vs manual ${manualMs.toFixed(0)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`
-        )
-        figures.push({
-          name: `${count} VMs of ${sizeMiB} MiB by stream, concurrency ${c}, whole script`,
-          value: r.ms,
-          unit: 'ms',
-          better: 'lower',
-          baseline: { name: 'curl export to a file, then curl -T, VM by VM', value: manualMs },
-          goal: '≥ 1.5× faster',
-          met: manualMs / r.ms >= 1.5,
-        })
-        figures.push({
-          name: `peak RSS of vm-migrate, concurrency ${c}`,
-          value: r.peakRssMiB,
-          unit: 'MiB',
-          better: 'lower',
-          goal: 'flat',
-        })
+        log(`concurrency ${c}: ${r.ms.toFixed(0)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`)
+        results.push({ c, ms: r.ms, peakRssMiB: r.peakRssMiB })
       } finally {
         await sims.stop()
       }
+    }
+    const manualAfter = await manualRun()
+    const manualMs = (manualBefore + manualAfter) / 2
+    log(`manual way: ${manualAfter.toFixed(0)} ms (mean ${manualMs.toFixed(0)} ms)`)
+    for (const { c, ms, peakRssMiB } of results) {
+      figures.push({
+        name: `${count} VMs of ${sizeMiB} MiB by stream, concurrency ${c}, whole script`,
+        value: ms,
+        unit: 'ms',
+        better: 'lower',
+        baseline: {
+          name: 'curl export to a file, then curl -T, VM by VM (mean of a run before and after)',
+          value: manualMs,
+        },
+        goal: '≥ 1.5× faster',
+        met: manualMs / ms >= 1.5,
+      })
+      figures.push({
+        name: `peak RSS of vm-migrate, concurrency ${c}`,
+        value: peakRssMiB,
+        unit: 'MiB',
+        better: 'lower',
+        goal: 'flat',
+      })
     }
     return figures
   },
