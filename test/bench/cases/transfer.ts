@@ -54,15 +54,7 @@ export const transferBench: Bench = {
           await flushPageCache()
           return curl.export('xfer', curlFile)
         }
-        let a: WorkerResult
-        let b: { ms: number; bytes: number }
-        if (i % 2 === 0) {
-          a = await runOurs()
-          b = await runCurl()
-        } else {
-          b = await runCurl()
-          a = await runOurs()
-        }
+        const [a, b] = await alternate(i, runOurs, runCurl)
         bytes = b.bytes
         ours.push((a.bytes / a.ms) * 1000)
         theirs.push((b.bytes / b.ms) * 1000)
@@ -91,15 +83,7 @@ export const transferBench: Bench = {
           for (const vm of r.vms) await curl.call('VM.destroy', vm)
           return r
         }
-        let a: WorkerResult
-        let b: { ms: number }
-        if (i % 2 === 0) {
-          a = await runOurs()
-          b = await runCurl()
-        } else {
-          b = await runCurl()
-          a = await runOurs()
-        }
+        const [a, b] = await alternate(i, runOurs, runCurl)
         imp.push((bytes / a.ms) * 1000)
         impCurl.push((bytes / b.ms) * 1000)
         log(
@@ -148,4 +132,14 @@ export const transferBench: Bench = {
     }
     return figures
   },
+}
+
+/** Runs both sides, ours first on even runs and the baseline first on odd ones. */
+async function alternate<A, B>(run: number, ours: () => Promise<A>, baseline: () => Promise<B>) {
+  if (run % 2 === 0) {
+    const a = await ours()
+    return [a, await baseline()] as const
+  }
+  const b = await baseline()
+  return [await ours(), b] as const
 }
