@@ -57,6 +57,12 @@ export const vmExportBench: Bench = {
         const times = (kind: string) =>
           events.filter((e) => e.kind === kind).map((e) => Date.parse(e.time!))
         const phaseMs = Math.max(...times('export-done')) - Math.min(...times('plan'))
+        log(
+          `concurrency ${c}: per VM ${events
+            .filter((e) => e.kind === 'export-done')
+            .map((e) => (e as { durationMs?: number }).durationMs)
+            .join(' ')} ms`
+        )
         await rm(out, { recursive: true, force: true })
 
         // curl as is, and curl followed by an fsync of each file: vm-export fsyncs every file
