@@ -2,11 +2,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { HashingWriter } from '../src/ops/transfer/hashing-writer.js'
 import { backoffMs, isRetriable } from '../src/ops/transfer/retry.js'
 import { ManifestStore, formatSums, type ManifestEntry } from '../src/ops/vm-export/manifest.js'
 import { compressionOfFile, exportFileName, safeName } from '../src/ops/vm-export/naming.js'
-import { createHash } from 'node:crypto'
 
 describe('export file names', () => {
   it.each([
@@ -99,65 +97,6 @@ describe('retries', () => {
       expect(backoffMs(3, 1000)).toBeGreaterThanOrEqual(3200)
       expect(backoffMs(3, 1000)).toBeLessThanOrEqual(4800)
       expect(backoffMs(20, 1000, 30_000)).toBeLessThanOrEqual(36_000)
-    }
-  })
-})
-
-describe('HashingWriter', () => {
-  // Chunks of odd sizes, 20 MiB in all: more than the slots hold, so back-pressure is exercised.
-  const chunks: Buffer[] = []
-  for (let i = 0, size = 1; i < 60; i++, size = (size * 7 + 13) % 900_000) {
-    chunks.push(Buffer.alloc(size + 1, i))
-  }
-  const total = chunks.reduce((s, c) => s + c.length, 0)
-  const expected = createHash('sha256')
-  for (const c of chunks) expected.update(c)
-  const hex = expected.digest('hex')
-
-  it('writes the bytes in order, fsynced, and gives their SHA-256 across slot boundaries', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hashing-writer-'))
-    try {
-      const file = join(dir, 'out.part')
-      await writeFile(file, 'left by a killed run, longer than nothing')
-      const writer = await HashingWriter.create(file, { fsync: true })
-      for (const c of chunks) await writer.write(c)
-      expect(await writer.finish()).toEqual({ bytes: total, sha256: hex })
-      const content = await readFile(file)
-      expect(content.length).toBe(total)
-      expect(createHash('sha256').update(content).digest('hex')).toBe(hex)
-    } finally {
-      await rm(dir, { recursive: true, force: true })
-    }
-  })
-
-  it('only hashes without a path, and hashes an empty stream', async () => {
-    const writer = await HashingWriter.create()
-    for (const c of chunks) await writer.write(c)
-    expect(await writer.finish()).toEqual({ bytes: total, sha256: hex })
-    const empty = await HashingWriter.create()
-    expect((await empty.finish()).sha256).toBe(createHash('sha256').digest('hex'))
-  })
-
-  it('reports a failed write with its errno code', async () => {
-    // /dev/full: every write fails with ENOSPC, as a full disk does.
-    const writer = await HashingWriter.create('/dev/full')
-    const failure = (async () => {
-      for (const c of chunks) await writer.write(c)
-      await writer.finish()
-    })()
-    await expect(failure).rejects.toMatchObject({ code: 'ENOSPC' })
-    await writer.close()
-  })
-
-  it('stops its worker and closes the file when closed mid-way', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hashing-writer-'))
-    try {
-      const writer = await HashingWriter.create(join(dir, 'x.part'))
-      for (const c of chunks.slice(0, 30)) await writer.write(c)
-      await writer.close()
-      await expect(writer.write(Buffer.alloc(1))).rejects.toThrow(/closed/)
-    } finally {
-      await rm(dir, { recursive: true, force: true })
     }
   })
 })

@@ -1,7 +1,5 @@
-/** Bench worker: one verified `exportVm` into a file (or /dev/null); prints bytes, time and peak RSS. */
-import { createWriteStream } from 'node:fs'
-import { pipeline } from 'node:stream/promises'
-import { connect, exportVm, type Ref } from '@xapi-ops/xapi'
+/** Bench worker: one verified `exportVm` into a file with `writeToFile`; prints bytes, time and peak RSS. */
+import { connect, exportVm, writeToFile, type Ref } from '@xapi-ops/xapi'
 
 const input = JSON.parse(process.argv[2]!) as {
   url: string
@@ -21,10 +19,7 @@ try {
     compression: input.compression ?? 'none',
     onProgress: (p) => (bytes = p.bytes),
   })
-  await Promise.all([
-    pipeline(body, createWriteStream(input.out, { highWaterMark: 1024 * 1024 })),
-    task,
-  ])
+  await writeToFile(body, input.out, { confirm: task })
   const ms = performance.now() - t0
   console.log(JSON.stringify({ bytes, ms, maxRssMiB: process.resourceUsage().maxRSS / 1024 }))
 } finally {

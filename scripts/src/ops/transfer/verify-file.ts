@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createXvaVerifier, type XvaSummary } from '@xapi-ops/xapi'
-import { HashingWriter } from './hashing-writer.js'
+import { createXvaVerifier, FileWriter, type XvaSummary } from '@xapi-ops/xapi'
 import { XvaVerificationError } from './retry.js'
 
 /** What {@link verifyFile} found. */
@@ -21,7 +20,7 @@ export async function verifyFile(
   path: string,
   options: { readonly metadataOnly?: boolean; readonly signal?: AbortSignal } = {}
 ): Promise<VerifiedFile> {
-  const hasher = await HashingWriter.create()
+  const hasher = await FileWriter.open(undefined, { sha256: true })
   const verifier = createXvaVerifier({ metadataOnly: options.metadataOnly ?? false })
   let verifyError: unknown
   verifier.once('error', (error) => (verifyError = error))

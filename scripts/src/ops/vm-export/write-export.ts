@@ -1,9 +1,8 @@
 import { rename } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
-import { exportVm, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import { exportVm, FileWriter, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { fsyncDir, removeQuietly } from '../transfer/fs-utils.js'
-import { HashingWriter } from '../transfer/hashing-writer.js'
 import { isLocalFsError, TransferBrokenError, XvaVerificationError } from '../transfer/retry.js'
 import { exportPaths, type Compression } from './naming.js'
 
@@ -36,7 +35,7 @@ export async function writeExport(
   const { final, part } = exportPaths(dir, file)
   signal.throwIfAborted()
   let done = false
-  let writer: HashingWriter | undefined
+  let writer: FileWriter<true> | undefined
   try {
     let fraction: number | undefined
     const report = () => options.onProgress?.(writer?.bytes ?? 0, fraction)
@@ -51,7 +50,7 @@ export async function writeExport(
       },
     })
     try {
-      writer = await HashingWriter.create(part, { fsync: true })
+      writer = await FileWriter.open(part, { fsync: true, sha256: true })
     } catch (error) {
       body.destroy()
       await task.catch(() => {})
@@ -88,7 +87,7 @@ export async function writeExport(
  * Hands the body's chunks to the writer as they come (no intermediate stream), pausing the body
  * while the writer is behind.
  */
-function copyBody(body: Readable, writer: HashingWriter, onData: () => void): Promise<void> {
+function copyBody(body: Readable, writer: FileWriter<boolean>, onData: () => void): Promise<void> {
   body.on('data', (chunk: Buffer) => {
     const wait = writer.write(chunk)
     onData()
