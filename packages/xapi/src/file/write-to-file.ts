@@ -1,7 +1,8 @@
-import { open, rename, unlink } from 'node:fs/promises'
+import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { addAbortSignal, Readable } from 'node:stream'
 import { FileWriter, type FileWriterOptions, type FileWritten } from './file-writer.js'
+import { syncDir } from './sync-dir.js'
 
 /** Options of {@link writeToFile}. */
 export type WriteToFileOptions<Hash extends boolean = boolean> = FileWriterOptions<Hash> & {
@@ -50,15 +51,5 @@ export async function writeToFile<Hash extends boolean = false>(
     await unlink(part).catch(() => {})
     if (source instanceof Readable) source.destroy()
     throw signal?.aborted ? signal.reason : error
-  }
-}
-
-/** fsyncs a directory so that a rename in it survives a crash. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
   }
 }

@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream'
 import { XapiClientError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
-import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
+import type { TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
+import { openExport } from './export-open.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
-import { openRequest } from './request.js'
-import { isTransportFailure, TransferRun } from './run.js'
-import { describeTarget, actionTarget } from './url.js'
+import { isTransportFailure, type TransferRun } from './run.js'
+import { describeTarget } from './url.js'
 import { createInFlightVerifier, verifiedFraction } from './verify.js'
 import { ChunkedDecoder } from './chunked.js'
 
@@ -47,71 +47,21 @@ export async function exportVm(
   vm: Ref<'VM'>,
   options: ExportVmOptions = {}
 ): Promise<ExportVmResult> {
-  if (typeof vm !== 'string' || !vm.startsWith('OpaqueRef:')) {
-    throw new TypeError(
-      `Expected \`vm\` to be a VM ref (OpaqueRef:…), got ${typeof vm === 'string' ? `\`${vm}\`` : typeof vm}`
-    )
-  }
   const o = resolveExportOptions(options)
-  o.signal?.throwIfAborted()
-  const task = await client.createTask('Export of VM', vm)
-  const full = !o.metadataOnly
-  let target
-  try {
-    target = actionTarget(client.hostUrl(), full ? '/export' : '/export_metadata', {
-      session_id: await client.sessionRef(o.signal),
-      task_id: task.ref,
-      ref: vm,
-      use_compression: full ? (o.compression === 'none' ? 'false' : o.compression) : undefined,
-      preserve_power_state: full ? String(o.preservePowerState) : undefined,
-    })
-  } catch (error) {
-    await unclaimedTaskEnder(client, task.ref)?.('failure', error).catch(() => {})
-    await task.destroy().catch(() => {})
-    throw error
-  }
-  const run = new TransferRun(task, {
-    what: `GET ${describeTarget(target)}`,
-    signal: o.signal,
-    stallTimeoutMs: o.stallTimeoutMs,
-    onProgress: o.onProgress,
-    // Without the verifier the task's progress is the only completion estimate.
-    watchTaskFromStart: o.onProgress !== undefined && !o.verify && full,
-    endUnclaimedTask: unclaimedTaskEnder(client, task.ref),
-  })
-  let conn: Connection
-  let chunked: boolean
-  try {
-    const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal)
-    run.markAnswered(opened.head.status)
-    conn = opened.conn
-    if (opened.head.status !== 200) {
-      destroyConnection(conn)
-      // xapi answers 500 and fails the task with the reason (VM_BAD_POWER_STATE, …).
-      throw new XapiTransportError(
-        `HTTP ${opened.head.status} ${opened.head.reason} from GET ${describeTarget(conn.target)}`,
-        { status: opened.head.status }
-      )
-    }
-    chunked = /chunked/i.test(opened.head.headers.get('transfer-encoding') ?? '')
-    const length = opened.head.headers.get('content-length')
-    if (length !== undefined && !chunked) run.meter.setTotalBytes(Number(length))
-  } catch (error) {
-    return await run.abandon(error)
-  }
+  const { run, conn, chunked } = await openExport(client, vm, o, { directReads: false })
   const { body, done } = streamBody(run, conn, { ...o, chunked })
   const settled = run.conclude(done).then(() => undefined)
   settled.catch((error: unknown) => {
     if (!body.readableEnded) body.destroy(error as Error)
   })
-  return { body, task: settled, taskRef: task.ref }
+  return { body, task: settled, taskRef: run.task.ref }
 }
 
 /**
  * Wires socket → (chunked decoder) → `body`, the verifier looking at each chunk on the way (no
  * stream of its own: one hop less per chunk); `done` resolves once `body` has been fully read.
  */
-function streamBody(
+export function streamBody(
   run: TransferRun,
   conn: Connection,
   options: { verify: boolean; metadataOnly: boolean; chunked: boolean }

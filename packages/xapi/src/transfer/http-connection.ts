@@ -1,6 +1,7 @@
 import net from 'node:net'
 import type tls from 'node:tls'
 import { XapiClientError, XapiTransportError } from '../errors.js'
+import { ReadRing } from './read-ring.js'
 import { describeTarget, socketHost, socketPort, type Target } from './url.js'
 
 /**
@@ -16,6 +17,19 @@ export type Connection = {
   readonly raw: net.Socket
   /** The first socket error, kept so that none goes unhandled. */
   error: Error | undefined
+  /** Set when the plain socket's reads are taken in place (see {@link DirectReads}). */
+  readonly direct?: DirectReads
+}
+
+/**
+ * A plain (`http:`, `unix:`) socket whose reads land in a {@link ReadRing} and are handed to
+ * `onData` as views, without a `data` event or a buffer allocated per read. `onData` must be done
+ * with a view before RING_BYTES - MAX_READ_BYTES more bytes have been read, or copy it.
+ */
+export type DirectReads = {
+  onData: ((view: Buffer) => void) | undefined
+  /** Bytes read after the response head, before `onData` was set (a copy). */
+  pending: Buffer | undefined
 }
 
 /** The status line and headers of a response (header names lower-cased). */
@@ -41,15 +55,36 @@ const TLS_CODES = /^(ERR_SSL_|ERR_TLS_|EPROTO$|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_
 export async function openConnection(
   target: Target,
   agent: AgentLike | undefined,
-  signal: AbortSignal
+  signal: AbortSignal,
+  options: { directReads?: boolean } = {}
 ): Promise<Connection> {
   signal.throwIfAborted()
   const { base } = target
+  // TLS sockets cannot read in place: the TLS layer needs the bytes of the socket underneath.
+  const direct: DirectReads | undefined =
+    options.directReads && base.protocol !== 'https:'
+      ? { onData: undefined, pending: undefined }
+      : undefined
+  const ring = direct ? new ReadRing() : undefined
+  const onread = ring
+    ? {
+        buffer: () => ring.next(),
+        callback: (n: number, buffer: Buffer) => {
+          ring.advance(n)
+          direct!.onData?.(buffer.subarray(0, n))
+        },
+      }
+    : undefined
   const raw =
     base.protocol === 'unix:'
-      ? net.connect({ path: base.pathname })
-      : net.connect({ host: socketHost(base), port: socketPort(base), noDelay: true })
-  const conn: Connection = { target, stream: raw, raw, error: undefined }
+      ? net.connect({ path: base.pathname, onread } as net.NetConnectOpts)
+      : net.connect({
+          host: socketHost(base),
+          port: socketPort(base),
+          noDelay: true,
+          onread,
+        } as net.NetConnectOpts)
+  const conn: Connection = { target, stream: raw, raw, error: undefined, direct }
   raw.on('error', (error) => (conn.error ??= error))
   try {
     await settle(conn, raw, 'connect', signal)
@@ -164,10 +199,11 @@ export async function readResponseHead(
 }
 
 function readOneHead(conn: Connection, signal: AbortSignal): Promise<ResponseHead> {
-  const { stream, target } = conn
+  const { stream, target, direct } = conn
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0)
     const cleanup = () => {
+      if (direct) direct.onData = undefined
       stream.off('data', onData)
       stream.off('end', onEnd)
       stream.off('error', onError)
@@ -179,6 +215,8 @@ function readOneHead(conn: Connection, signal: AbortSignal): Promise<ResponseHea
       reject(error)
     }
     const onData = (chunk: Buffer) => {
+      // A direct read's view is reused: keep a copy (the head is small).
+      if (direct && buffered.length === 0) chunk = Buffer.from(chunk)
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
       const text = buffered.toString('latin1', 0, Math.min(buffered.length, MAX_HEAD_BYTES))
       const match = /\r?\n\r?\n/.exec(text)
@@ -190,7 +228,8 @@ function readOneHead(conn: Connection, signal: AbortSignal): Promise<ResponseHea
       }
       cleanup()
       const rest = buffered.subarray(match.index + match[0].length)
-      if (rest.length > 0) stream.unshift(rest)
+      if (rest.length > 0 && direct) direct.pending = rest
+      else if (rest.length > 0) stream.unshift(rest)
       try {
         resolve(parseHead(text.slice(0, match.index), target))
       } catch (error) {
@@ -205,10 +244,18 @@ function readOneHead(conn: Connection, signal: AbortSignal): Promise<ResponseHea
     const onAbort = () => fail(signal.reason)
     if (signal.aborted) return onAbort()
     if (conn.error) return onError(conn.error)
-    stream.on('data', onData)
+    if (direct) direct.onData = onData
+    else stream.on('data', onData)
     stream.once('end', onEnd)
     stream.once('error', onError)
     signal.addEventListener('abort', onAbort, { once: true })
+    // After an interim (1xx) response, what followed it comes first.
+    const pending = direct?.pending
+    if (direct && pending) {
+      direct.pending = undefined
+      onData(pending)
+      if (direct.onData !== onData) return
+    }
     stream.resume()
   })
 }

@@ -25,12 +25,13 @@ export async function openRequest(
   method: 'GET' | 'PUT',
   target: Target,
   headers: Record<string, string>,
-  signal: AbortSignal
+  signal: AbortSignal,
+  options: { directReads?: boolean } = {}
 ): Promise<{ conn: Connection; head: ResponseHead }> {
   let current = target
   for (let hop = 0; ; hop++) {
     const agent = current.base.protocol === 'unix:' ? undefined : agentFor(current.base)
-    const conn = await openConnection(current, agent, signal)
+    const conn = await openConnection(current, agent, signal, options)
     let head: ResponseHead
     try {
       writeRequestHead(conn, method, headers)

@@ -1,0 +1,81 @@
+import { XapiTransportError } from '../errors.js'
+import type { Ref } from '../refs.js'
+import type { XapiClient } from '../client.js'
+import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
+import { destroyConnection, type Connection } from './http-connection.js'
+import type { resolveExportOptions } from './options.js'
+import { openRequest } from './request.js'
+import { TransferRun } from './run.js'
+import { actionTarget, describeTarget } from './url.js'
+
+/** An export whose response head said 200: the body is next on `conn`. */
+export type OpenedExport = {
+  readonly run: TransferRun
+  readonly conn: Connection
+  /** The body is chunked (`Transfer-Encoding: chunked`). */
+  readonly chunked: boolean
+}
+
+/**
+ * Creates the task, sends `GET /export` (or `/export_metadata`) following redirects and reads
+ * the response head. On failure the task is ended and the error the caller should see thrown.
+ */
+export async function openExport(
+  client: XapiClient | TransferClient,
+  vm: Ref<'VM'>,
+  o: ReturnType<typeof resolveExportOptions>,
+  options: { directReads: boolean }
+): Promise<OpenedExport> {
+  if (typeof vm !== 'string' || !vm.startsWith('OpaqueRef:')) {
+    throw new TypeError(
+      `Expected \`vm\` to be a VM ref (OpaqueRef:…), got ${typeof vm === 'string' ? `\`${vm}\`` : typeof vm}`
+    )
+  }
+  o.signal?.throwIfAborted()
+  const task = await client.createTask('Export of VM', vm)
+  const full = !o.metadataOnly
+  let target
+  try {
+    target = actionTarget(client.hostUrl(), full ? '/export' : '/export_metadata', {
+      session_id: await client.sessionRef(o.signal),
+      task_id: task.ref,
+      ref: vm,
+      use_compression: full ? (o.compression === 'none' ? 'false' : o.compression) : undefined,
+      preserve_power_state: full ? String(o.preservePowerState) : undefined,
+    })
+  } catch (error) {
+    await unclaimedTaskEnder(client, task.ref)?.('failure', error).catch(() => {})
+    await task.destroy().catch(() => {})
+    throw error
+  }
+  const run = new TransferRun(task, {
+    what: `GET ${describeTarget(target)}`,
+    signal: o.signal,
+    stallTimeoutMs: o.stallTimeoutMs,
+    onProgress: o.onProgress,
+    // Without the verifier the task's progress is the only completion estimate.
+    watchTaskFromStart: o.onProgress !== undefined && !o.verify && full,
+    endUnclaimedTask: unclaimedTaskEnder(client, task.ref),
+  })
+  try {
+    const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal, {
+      directReads: options.directReads,
+    })
+    run.markAnswered(opened.head.status)
+    const { conn } = opened
+    if (opened.head.status !== 200) {
+      destroyConnection(conn)
+      // xapi answers 500 and fails the task with the reason (VM_BAD_POWER_STATE, …).
+      throw new XapiTransportError(
+        `HTTP ${opened.head.status} ${opened.head.reason} from GET ${describeTarget(conn.target)}`,
+        { status: opened.head.status }
+      )
+    }
+    const chunked = /chunked/i.test(opened.head.headers.get('transfer-encoding') ?? '')
+    const length = opened.head.headers.get('content-length')
+    if (length !== undefined && !chunked) run.meter.setTotalBytes(Number(length))
+    return { run, conn, chunked }
+  } catch (error) {
+    return await run.abandon(error)
+  }
+}

@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { readFile, readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect } from 'vitest'
+import { startSimulator } from '@xapi-ops/xapi-sim'
+import { connect, exportVmToFile, importVm, verifyXva } from '../src/index.js'
+import {
+  TRANSFER_SEED,
+  diskHashes,
+  it,
+  progressRecorder,
+  taskCount,
+  vmRef,
+} from './transfer-fixtures.js'
+
+const sha256 = async (file: string) =>
+  createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex')
+
+describe('exportVmToFile', () => {
+  for (const compression of ['none', 'gzip', 'zstd'] as const) {
+    it(`writes the verified archive, its SHA-256, and nothing else (${compression})`, async ({
+      sim,
+      src,
+      dst,
+      dir,
+      signal,
+    }) => {
+      const vm = vmRef(sim, 'halted')
+      const file = join(dir, 'halted.xva')
+      const progress = progressRecorder()
+      const written = await exportVmToFile(src, vm, file, {
+        compression,
+        sha256: true,
+        fsync: true,
+        signal,
+        onProgress: progress.onProgress,
+      })
+      expect(written).toEqual({ bytes: (await stat(file)).size, sha256: await sha256(file) })
+      expect(await readdir(dir)).toEqual(['halted.xva'])
+      expect(progress.check()).toEqual([])
+      expect(taskCount(sim, 0)).toBe(0)
+      const [copy] = await importVm(dst, createReadStream(file), { length: written.bytes, signal })
+      expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+    })
+  }
+
+  it('reads in place across many reads: a big disk, byte for byte', async ({
+    sim,
+    src,
+    dir,
+    signal,
+  }) => {
+    const vm = vmRef(sim, 'big')
+    const file = join(dir, 'big.xva')
+    await exportVmToFile(src, vm, file, { signal })
+    const summary = await verifyXva(createReadStream(file))
+    const hashes = summary.disks.map((d) => d.hash)
+    expect(hashes).toEqual(diskHashes(sim, vm))
+  })
+
+  it('metadata only, and over TLS (through the stream) with a redirect', async ({
+    dir,
+    signal,
+  }) => {
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
+    await using src = await connect({
+      url: sim.pools[0]!.masterUrl,
+      user: sim.user,
+      password: sim.password,
+      fingerprint: sim.fingerprint!,
+    })
+    const vm = vmRef(sim, 'on-local-2')
+    const file = join(dir, 'tls.xva')
+    await exportVmToFile(src, vm, file, { signal })
+    const summary = await verifyXva(createReadStream(file))
+    expect(summary.disks.map((d) => d.hash)).toEqual(diskHashes(sim, vm))
+    const meta = join(dir, 'meta.xva')
+    await exportVmToFile(src, vm, meta, { metadataOnly: true, signal })
+    await verifyXva(createReadStream(meta), { metadataOnly: true })
+    expect((await stat(meta)).size).toBeLessThan(64 * 1024)
+  })
+
+  it('over the dom0 unix socket, read in place too', async ({ dir, signal }) => {
+    const socketPath = join(dir, 'xapi.sock')
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, socketPath })
+    await using local = await connect({
+      url: `unix:${socketPath}`,
+      user: sim.user,
+      password: sim.password,
+    })
+    const vm = vmRef(sim, 'halted')
+    const file = join(dir, 'local.xva')
+    await exportVmToFile(local, vm, file, { signal })
+    const summary = await verifyXva(createReadStream(file))
+    expect(summary.disks.map((d) => d.hash)).toEqual(diskHashes(sim, vm))
+  })
+
+  it('a file it cannot create fails before anything happens on the pool', async ({
+    sim,
+    src,
+    dir,
+  }) => {
+    const calls = sim.calls.length
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'missing', 'x.xva'))
+    ).rejects.toMatchObject({ code: 'ENOENT' })
+    expect(sim.calls.slice(calls).map((c) => c.method)).not.toContain('task.create')
+  })
+
+  it('the task error for a running VM; no file', async ({ sim, src, dir }) => {
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'running'), join(dir, 'r.xva'))
+    ).rejects.toMatchObject({ code: 'VM_BAD_POWER_STATE' })
+    expect(await readdir(dir)).toEqual([])
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+
+  it('a dropped connection: the task error, no file', async ({ sim, src, dir }) => {
+    sim.faults.transfer.dropAfterBytes(300_000, { on: 'export' })
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'd.xva'))
+    ).rejects.toMatchObject({ name: 'XapiError' })
+    expect(await readdir(dir)).toEqual([])
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+
+  it('a corrupt block: the checksum error naming it, no file', async ({ sim, src, dir }) => {
+    sim.faults.transfer.corruptBlock(0, 0)
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'c.xva'))
+    ).rejects.toMatchObject({
+      code: 'IMPORT_ERROR',
+      message: expect.stringMatching(/checksum failed/),
+    })
+    expect(await readdir(dir)).toEqual([])
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+
+  it('a stall: XAPI_CLIENT_STALLED, the task cancelled, no file', async ({ sim, src, dir }) => {
+    sim.faults.transfer.stallSeconds(20, { afterBytes: 1_000_000, on: 'export' })
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'big'), join(dir, 's.xva'), { stallTimeoutMs: 600 })
+    ).rejects.toMatchObject({ code: 'XAPI_CLIENT_STALLED' })
+    expect(sim.calls.some((c) => c.method === 'task.cancel')).toBe(true)
+    expect(await readdir(dir)).toEqual([])
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+
+  it('an abort mid-way: the reason, the task cancelled and destroyed, no file', async ({
+    sim,
+    src,
+    dir,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(8 * 2 ** 20, { on: 'export' })
+    const ctl = new AbortController()
+    const exported = exportVmToFile(src, vmRef(sim, 'big'), join(dir, 'a.xva'), {
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.bytes > 2 * 2 ** 20) ctl.abort(new Error('operator abort'))
+      },
+    })
+    await expect(exported).rejects.toThrow('operator abort')
+    expect(sim.calls.some((c) => c.method === 'task.cancel')).toBe(true)
+    expect(await readdir(dir)).toEqual([])
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+})
