@@ -34,38 +34,47 @@ export async function importVm(
       throw new TypeError('Expected `source` to be a Readable or an AsyncIterable of Buffers')
     }
     const o = resolveImportOptions(options)
-    o.signal?.throwIfAborted()
-    const task = await client.createTask('Import of VM')
-    let target: Target
-    try {
-      target = actionTarget(client.hostUrl(), '/import', {
-        session_id: await client.sessionRef(o.signal),
-        task_id: task.ref,
-        restore: String(o.restore),
-        force: String(o.force),
-        sr_id: o.sr,
-      })
-    } catch (error) {
-      await unclaimedTaskEnder(client, task.ref)?.('failure', error).catch(() => {})
-      await task.destroy().catch(() => {})
-      throw error
-    }
-    const run = new TransferRun(task, {
-      what: `PUT ${describeTarget(target)}`,
-      signal: o.signal,
-      stallTimeoutMs: o.stallTimeoutMs,
-      totalBytes: o.length,
-      onProgress: o.onProgress,
-      // Without a length the task's progress is the only completion estimate.
-      watchTaskFromStart: o.onProgress !== undefined && o.length === undefined,
-      endUnclaimedTask: unclaimedTaskEnder(client, task.ref),
-    })
+    const { run, target } = await startImport(client, o)
     const result = await run.conclude(upload(run, client, target, source, o.length))
     return decodeVmRefs(result)
   } catch (error) {
     destroySource(source)
     throw error
   }
+}
+
+/** Creates the import's task and its `TransferRun`; `target` is the `PUT /import` to send. */
+export async function startImport(
+  client: XapiClient | TransferClient,
+  o: ReturnType<typeof resolveImportOptions>
+): Promise<{ run: TransferRun; target: Target }> {
+  o.signal?.throwIfAborted()
+  const task = await client.createTask('Import of VM')
+  let target: Target
+  try {
+    target = actionTarget(client.hostUrl(), '/import', {
+      session_id: await client.sessionRef(o.signal),
+      task_id: task.ref,
+      restore: String(o.restore),
+      force: String(o.force),
+      sr_id: o.sr,
+    })
+  } catch (error) {
+    await unclaimedTaskEnder(client, task.ref)?.('failure', error).catch(() => {})
+    await task.destroy().catch(() => {})
+    throw error
+  }
+  const run = new TransferRun(task, {
+    what: `PUT ${describeTarget(target)}`,
+    signal: o.signal,
+    stallTimeoutMs: o.stallTimeoutMs,
+    totalBytes: o.length,
+    onProgress: o.onProgress,
+    // Without a length the task's progress is the only completion estimate.
+    watchTaskFromStart: o.onProgress !== undefined && o.length === undefined,
+    endUnclaimedTask: unclaimedTaskEnder(client, task.ref),
+  })
+  return { run, target }
 }
 
 async function upload(
@@ -75,6 +84,20 @@ async function upload(
   source: AsyncIterable<Buffer>,
   length: number | undefined
 ): Promise<void> {
+  const conn = await openUpload(run, client, target, length)
+  await sendBody(run, conn, source, length)
+}
+
+/**
+ * Sends the head of the `PUT`, follows redirects and checks xapi's answer; resolves with the
+ * connection to send the body on (closed on abort).
+ */
+export async function openUpload(
+  run: TransferRun,
+  client: TransferClient,
+  target: Target,
+  length: number | undefined
+): Promise<Connection> {
   const headers: Record<string, string> = { Connection: 'close' }
   if (length !== undefined) headers['Content-Length'] = String(length)
   const { conn, head } = await openRequest(
@@ -99,7 +122,7 @@ async function upload(
   // Everything after the 200 is reported through the task; drain what the server may still send.
   conn.stream.on('data', () => {})
   conn.stream.resume()
-  await sendBody(run, conn, source, length)
+  return conn
 }
 
 async function sendBody(
@@ -144,7 +167,7 @@ function lengthMismatch(what: string): XapiClientError {
   return new XapiClientError('XAPI_CLIENT_LENGTH_MISMATCH', `import source gave ${what}`)
 }
 
-function checkWritable(conn: Connection): void {
+export function checkWritable(conn: Connection): void {
   const { stream } = conn
   if (conn.error) throw wrapSocketError(conn.error, conn.target)
   if (stream.destroyed || stream.writableEnded || !stream.writable) {

@@ -4,11 +4,12 @@
  * buffer per read (Node's default) costs the export path about 15 % of its throughput in
  * allocation and garbage collection.
  *
- * A read's bytes stay as they are until RING_BYTES - MAX_READ_BYTES (3.75 MiB) more have been
+ * A read's bytes stay as they are until RING_BYTES - MAX_READ_BYTES (7.75 MiB) more have been
  * read: whoever keeps views of them must be done by then. The XVA importer keeps at most one
- * block (1 MiB) and its tar header; decompressors get copies.
+ * block (1 MiB) and its tar header; decompressors get copies; a relay keeps at most
+ * RELAY_IN_FLIGHT_BYTES being written to the other socket.
  */
-export const RING_BYTES = 4 * 1024 * 1024
+export const RING_BYTES = 8 * 1024 * 1024
 export const MAX_READ_BYTES = 256 * 1024
 
 export class ReadRing {

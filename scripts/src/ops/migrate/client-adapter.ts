@@ -1,8 +1,17 @@
-import { exportVm, importVm, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import { relayVm, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import type { MigrateXapi } from './xapi.js'
 
 /** Adapts an `XapiClient` (and the transfer API on it) to what vm-migrate uses. */
 export function adaptClient(client: XapiClient): MigrateXapi {
+  const adapted = adapt(client)
+  clients.set(adapted, client)
+  return adapted
+}
+
+/** The client behind each adapted pool: a relay needs both ends' clients. */
+const clients = new WeakMap<MigrateXapi, XapiClient>()
+
+function adapt(client: XapiClient): MigrateXapi {
   const opts = (o?: { signal?: AbortSignal }) => (o?.signal ? { signal: o.signal } : {})
   return {
     call: (method, params, o) => client.callWith(method, [...params], opts(o)),
@@ -12,17 +21,16 @@ export function adaptClient(client: XapiClient): MigrateXapi {
       const all = await client.callWith<Record<string, R>>(`${cls}.get_all_records`, [], opts(o))
       return new Map(Object.entries(all))
     },
-    exportVm: (vm, o) =>
-      exportVm(client, vm as Ref<'VM'>, {
-        ...opts(o),
-        ...(o.preservePowerState !== undefined && { preservePowerState: o.preservePowerState }),
-        ...(o.onProgress && { onProgress: o.onProgress }),
-      }),
-    importVm: (source, o) =>
-      importVm(client, source, {
+    relayVm(dest, vm, o) {
+      const target = clients.get(dest)
+      if (!target) throw new TypeError('relayVm: the destination is not an adapted client')
+      return relayVm(client, vm as Ref<'VM'>, target, {
         ...opts(o),
         sr: o.sr as Ref<'SR'>,
+        ...(o.preservePowerState !== undefined && { preservePowerState: o.preservePowerState }),
         ...(o.onProgress && { onProgress: o.onProgress }),
-      }),
+        ...(o.onExportTask && { onExportTask: o.onExportTask }),
+      })
+    },
   }
 }

@@ -43,9 +43,9 @@ export async function shutdownSource(
 
 /**
  * Copies a halted (or suspended) VM by streaming its export from the source pool into an import
- * on the destination, through this process, with no temporary file: memory stays bounded by the
- * streams' backpressure and the export is verified in flight. Resolves with the new VM's ref;
- * on failure nothing is left on the destination.
+ * on the destination, through this process, with no temporary file (`relayVm`): memory stays
+ * bounded and the export is verified in flight. Resolves with the new VM's ref; on failure
+ * nothing is left on the destination.
  */
 export async function copyStream(
   source: MigrateXapi,
@@ -59,39 +59,23 @@ export async function copyStream(
   }
 ): Promise<string> {
   const { signal } = options
-  const exported = await source.exportVm(vm.ref, {
-    signal,
-    preservePowerState: vm.powerState === 'Suspended',
-  })
   try {
-    await options.onTask?.(exported.taskRef)
+    const refs = await source.relayVm(dest, vm.ref, {
+      sr: destSr,
+      signal,
+      preservePowerState: vm.powerState === 'Suspended',
+      onProgress: options.onProgress,
+      onExportTask: options.onTask,
+    })
+    if (refs.length === 1) return refs[0]!
+    for (const ref of refs) await removeVmAndDisks(dest, ref).catch(() => {})
+    throw new Error(`the import created ${refs.length} VMs instead of 1`)
   } catch (error) {
-    exported.body.destroy()
-    await exported.task.catch(() => {})
+    // Imported, but the export failed after its last byte: the copy cannot be trusted.
+    const imported = (error as { importedVms?: unknown } | null)?.importedVms
+    if (Array.isArray(imported)) {
+      for (const ref of imported as string[]) await removeVmAndDisks(dest, ref).catch(() => {})
+    }
     throw error
   }
-  const importing = dest.importVm(exported.body, {
-    sr: destSr,
-    signal,
-    onProgress: options.onProgress,
-  })
-  const [imported, export_] = await Promise.allSettled([importing, exported.task])
-  if (imported.status === 'fulfilled') {
-    const refs = imported.value
-    if (export_.status === 'fulfilled' && refs.length === 1) return refs[0]!
-    for (const ref of refs) await removeVmAndDisks(dest, ref).catch(() => {})
-    if (export_.status === 'rejected') throw export_.reason
-    throw new Error(`the import created ${refs.length} VMs instead of 1`)
-  }
-  if (!exported.body.destroyed) exported.body.destroy()
-  // The export's own failure (verification, task error) explains a broken import best, unless it
-  // only says its body was destroyed because the import gave up.
-  if (
-    export_.status === 'rejected' &&
-    (export_.reason as { code?: unknown } | null)?.code !== 'XAPI_CLIENT_BODY_DESTROYED' &&
-    !signal?.aborted
-  ) {
-    throw export_.reason
-  }
-  throw imported.reason
 }

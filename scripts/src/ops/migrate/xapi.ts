@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream'
 import type {
   MHost,
   MNetwork,
@@ -32,18 +31,20 @@ export type MigrateXapi = {
   /** Waits for a task created elsewhere and resolves with its decoded result. */
   watchTask(ref: string, options?: Signal): Promise<unknown>
   getAllRecords<R>(cls: string, options?: Signal): Promise<ReadonlyMap<string, R>>
-  exportVm(
+  /**
+   * Copies a halted (or suspended) VM of this pool into `dest` through this process, verified in
+   * flight, no temporary file (`relayVm`). Resolves with the new VMs' refs; when the import
+   * succeeded but the export then failed, the error carries their refs as `importedVms`.
+   */
+  relayVm(
+    dest: MigrateXapi,
     vm: string,
     options: Signal & {
+      readonly sr: string
       readonly preservePowerState?: boolean
       readonly onProgress?: (progress: CopyProgress) => void
-    }
-  ): Promise<{ readonly body: Readable; readonly task: Promise<void>; readonly taskRef: string }>
-  importVm(
-    source: Readable,
-    options: Signal & {
-      readonly sr: string
-      readonly onProgress?: (progress: CopyProgress) => void
+      /** The export's task, before any byte moves; a rejection ends the copy. */
+      readonly onExportTask?: (taskRef: string) => Promise<void>
     }
   ): Promise<string[]>
 }

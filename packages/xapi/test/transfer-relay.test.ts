@@ -1,0 +1,123 @@
+import { describe, expect } from 'vitest'
+import { startSimulator } from '@xapi-ops/xapi-sim'
+import { connect, relayVm, type Ref } from '../src/index.js'
+import {
+  TRANSFER_SEED,
+  diskHashes,
+  it,
+  progressRecorder,
+  srRef,
+  taskCount,
+  vmNames,
+  vmRef,
+} from './transfer-fixtures.js'
+
+describe('relayVm', () => {
+  it('copies a VM pool to pool, verified in flight, byte for byte', async ({
+    sim,
+    src,
+    dst,
+    signal,
+  }) => {
+    const vm = vmRef(sim, 'big')
+    const progress = progressRecorder()
+    const tasks: Ref<'task'>[] = []
+    const [copy, ...more] = await relayVm(src, vm, dst, {
+      signal,
+      onProgress: progress.onProgress,
+      onExportTask: (task) => void tasks.push(task),
+    })
+    expect(more).toEqual([])
+    expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+    expect(tasks).toHaveLength(1)
+    expect(progress.check()).toEqual([])
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+
+  it('lands in the SR asked for, following the redirects of both sides', async ({
+    sim,
+    src,
+    dst,
+    signal,
+  }) => {
+    const vm = vmRef(sim, 'on-local-2')
+    const [copy] = await relayVm(src, vm, dst, { sr: srRef(sim, 'dst-local-2'), signal })
+    expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+  })
+
+  it('over TLS, through the streams', async ({ signal }) => {
+    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
+    const options = { user: sim.user, password: sim.password, fingerprint: sim.fingerprint! }
+    await using src = await connect({ url: sim.pools[0]!.masterUrl, ...options })
+    await using dst = await connect({ url: sim.pools[1]!.masterUrl, ...options })
+    const vm = vmRef(sim, 'halted')
+    const [copy] = await relayVm(src, vm, dst, { signal })
+    expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+  })
+
+  it('a corrupt block: the checksum error, nothing left on either side', async ({
+    sim,
+    src,
+    dst,
+  }) => {
+    sim.faults.transfer.corruptBlock(0, 0)
+    await expect(relayVm(src, vmRef(sim, 'big'), dst)).rejects.toMatchObject({
+      code: 'IMPORT_ERROR',
+      message: expect.stringMatching(/checksum failed/),
+    })
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+
+  it('the export dropped: the export task error, nothing left', async ({ sim, src, dst }) => {
+    sim.faults.transfer.dropAfterBytes(2_000_000, { on: 'export' })
+    await expect(relayVm(src, vmRef(sim, 'big'), dst)).rejects.toMatchObject({
+      name: 'XapiError',
+    })
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+
+  it('the import refused: its error, the export ended', async ({ sim, src, dst }) => {
+    await expect(
+      relayVm(src, vmRef(sim, 'halted'), dst, { sr: 'OpaqueRef:no-such-sr' as Ref<'SR'> })
+    ).rejects.toMatchObject({ name: 'XapiError', message: expect.not.stringMatching(/closed/) })
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+    await expect.poll(() => sim.db.get(vmRef(sim, 'halted'))?.current_operations).toEqual({})
+  })
+
+  it('a failing onExportTask ends the relay before any byte moves', async ({ sim, src, dst }) => {
+    await expect(
+      relayVm(src, vmRef(sim, 'halted'), dst, {
+        onExportTask: () => Promise.reject(new Error('journal full')),
+      })
+    ).rejects.toThrow('journal full')
+    expect(sim.calls.some((c) => c.method === 'task.create' && c.host?.includes('dst'))).toBe(false)
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+
+  it('an abort mid-way: the reason, both tasks cancelled, nothing left', async ({
+    sim,
+    src,
+    dst,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(8 * 2 ** 20, { on: 'export' })
+    const ctl = new AbortController()
+    const relayed = relayVm(src, vmRef(sim, 'big'), dst, {
+      signal: ctl.signal,
+      onProgress: (p) => {
+        if (p.bytes > 2 * 2 ** 20) ctl.abort(new Error('operator abort'))
+      },
+    })
+    await expect(relayed).rejects.toThrow('operator abort')
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
+  })
+
+  it('a slow import reader is not a stall', async ({ sim, src, dst }) => {
+    sim.faults.transfer.throttleBytesPerSec(16 * 2 ** 20, { on: 'import' })
+    const vm = vmRef(sim, 'halted')
+    const [copy] = await relayVm(src, vm, dst, { stallTimeoutMs: 400 })
+    expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+  })
+})
