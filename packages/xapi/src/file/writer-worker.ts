@@ -22,8 +22,9 @@ export type WriterWorkerMessage =
 
 // CommonJS, run with `eval: true`: a worker file would need the TypeScript loader in the worker.
 //
-// The worker takes each run of full slots with one positional write in the thread pool, hashing
-// the same bytes meanwhile. With O_DIRECT the bytes go from the ring to the device: no page-cache copy, no dirty
+// The worker takes runs of full slots with positional writes in the thread pool, up to 4 at
+// once, hashing the same bytes meanwhile; a slot is given back once it and those before it
+// are written. With O_DIRECT the bytes go from the ring to the device: no page-cache copy, no dirty
 // pages left behind. Where the file system refuses an O_DIRECT write (EINVAL), it reopens the file
 // without it and goes on; buffered writes are then fdatasynced every SYNC_EVERY bytes with
 // `fsync`, so that the disk works during the transfer rather than all at the end.
@@ -38,48 +39,53 @@ const FAILED = ${CTRL.FAILED}, TO_WORKER = ${CTRL.TO_WORKER}, FROM_WORKER = ${CT
 const WORKER_WAITS = ${CTRL.WORKER_WAITS}, WRITER_WAITS = ${CTRL.WRITER_WAITS}
 const FINISH = ${STATE.FINISH}, STOP = ${STATE.STOP}
 const writeAt = promisify(fs.write)
+const fdatasync = promisify(fs.fdatasync)
+// Writes in flight at once (the thread pool has 4 threads), each of up to RUN_SLOTS slots.
+const MAX_WRITES = 4, RUN_SLOTS = 4
 const ring = new Uint8Array(workerData.ring)
 const ctrl = new Int32Array(workerData.ctrl)
 const hash = workerData.sha256 ? createHash('sha256') : undefined
 let fd = workerData.fd
 let direct = workerData.direct
 let ownFd = -1
-let position = 0
 let syncedAt = 0
+let writes = 0
+let failure
 
 function tell() {
   Atomics.add(ctrl, FROM_WORKER, 1)
   if (Atomics.load(ctrl, WRITER_WAITS) !== 0) Atomics.notify(ctrl, FROM_WORKER)
 }
 
-// In the thread pool: the hash of the same bytes runs meanwhile on this thread.
-async function write(view) {
+// Wakes this thread's loop (it waits on TO_WORKER) after a write settled.
+function wake() {
+  Atomics.add(ctrl, TO_WORKER, 1)
+  Atomics.notify(ctrl, TO_WORKER)
+}
+
+// Writes \`view\` at \`at\` from the thread pool (several at once: a device takes a queue of
+// O_DIRECT writes faster than one at a time).
+async function write(view, at) {
   for (let off = 0; off < view.length; ) {
+    const used = fd
     let n
     try {
-      n = (await writeAt(fd, view, off, view.length - off, position)).bytesWritten
+      n = (await writeAt(used, view, off, view.length - off, at + off)).bytesWritten
     } catch (error) {
-      if (!direct || error.code !== 'EINVAL') throw error
-      ownFd = fd = fs.openSync(workerData.path, fs.constants.O_WRONLY)
-      direct = false
+      if (error.code !== 'EINVAL' || used !== workerData.fd || !workerData.direct) throw error
+      buffered()
       continue
     }
     off += n
-    position += n
     // A short O_DIRECT write leaves the offset unaligned: the rest goes through the page cache.
-    if (direct && off < view.length) direct = false
-  }
-  if (!direct && workerData.fsync && position - syncedAt >= SYNC_EVERY) {
-    syncedAt = position
-    await promisify(fs.fdatasync)(fd)
+    if (off < view.length && fd === workerData.fd) buffered()
   }
 }
 
-async function take(from, count) {
-  const view = ring.subarray(from * SLOT, (from + count) * SLOT)
-  const writing = fd >= 0 ? write(view) : undefined
-  if (hash) hash.update(view)
-  await writing
+function buffered() {
+  if (!direct) return
+  ownFd = fd = fs.openSync(workerData.path, fs.constants.O_WRONLY)
+  direct = false
 }
 
 async function finish(filled) {
@@ -88,55 +94,95 @@ async function finish(filled) {
   const view = ring.subarray(slot * SLOT, slot * SLOT + tail)
   if (hash) hash.update(view)
   if (fd < 0) return
+  const at = filled * SLOT
   if (tail > 0 && direct) {
     // O_DIRECT writes whole blocks: pad the last one, then cut the file to its length.
-    const end = position + tail
-    await write(ring.subarray(slot * SLOT, slot * SLOT + Math.ceil(tail / ALIGN) * ALIGN))
-    fs.ftruncateSync(fd, end)
-    position = end
+    await write(ring.subarray(slot * SLOT, slot * SLOT + Math.ceil(tail / ALIGN) * ALIGN), at)
+    fs.ftruncateSync(fd, at + tail)
   } else if (tail > 0) {
-    await write(view)
+    await write(view, at)
   }
   if (workerData.fsync) fs.fsyncSync(fd)
 }
 
+async function waitForWake(seen) {
+  Atomics.store(ctrl, WORKER_WAITS, 1)
+  const wait = Atomics.waitAsync(ctrl, TO_WORKER, seen)
+  if (wait.async) await wait.value
+  Atomics.store(ctrl, WORKER_WAITS, 0)
+}
+
 async function run() {
+  let taken = 0
   let done = 0
+  // Runs written, by first slot, until the runs before them are written too.
+  const written = new Map()
+  const complete = (from, count) => {
+    written.set(from, count)
+    while (written.has(done)) {
+      const n = written.get(done)
+      written.delete(done)
+      done += n
+    }
+    Atomics.store(ctrl, DONE, done)
+    tell()
+  }
   for (;;) {
     const seen = Atomics.load(ctrl, TO_WORKER)
+    if (failure) throw failure
     // STATE before FILLED: FINISH is set after the last hand-over, so FILLED is then final.
     const state = Atomics.load(ctrl, STATE)
     const filled = Atomics.load(ctrl, FILLED)
-    if (state === STOP) return
-    if (filled > done) {
-      const count = Math.min(filled - done, SLOTS - (done % SLOTS))
-      await take(done % SLOTS, count)
-      done += count
-      Atomics.store(ctrl, DONE, done)
-      tell()
+    if (state === STOP && writes === 0) return
+    if (state !== STOP && filled > taken && writes < MAX_WRITES) {
+      const from = taken
+      const count = Math.min(filled - from, SLOTS - (from % SLOTS), RUN_SLOTS)
+      const view = ring.subarray((from % SLOTS) * SLOT, ((from % SLOTS) + count) * SLOT)
+      taken += count
+      if (fd >= 0) {
+        writes++
+        write(view, from * SLOT).then(
+          async () => {
+            if (!direct && workerData.fsync && (from + count) * SLOT - syncedAt >= SYNC_EVERY) {
+              syncedAt = (from + count) * SLOT
+              await fdatasync(fd)
+            }
+            writes--
+            complete(from, count)
+            wake()
+          },
+          (error) => {
+            failure ??= error
+            writes--
+            wake()
+          }
+        )
+      }
+      // The write reads the ring from the thread pool meanwhile: both only read it.
+      if (hash) hash.update(view)
+      if (fd < 0) complete(from, count)
       continue
     }
-    if (state === FINISH) {
+    if (state === FINISH && taken === filled && writes === 0) {
       await finish(filled)
       parentPort.postMessage({ done: true, sha256: hash ? hash.digest('hex') : undefined })
       return
     }
-    Atomics.store(ctrl, WORKER_WAITS, 1)
-    const wait = Atomics.waitAsync(ctrl, TO_WORKER, seen)
-    if (wait.async) await wait.value
-    Atomics.store(ctrl, WORKER_WAITS, 0)
+    await waitForWake(seen)
   }
 }
 
 // Nothing else keeps this thread's event loop alive while it waits on the ring.
 const keepAlive = setInterval(() => {}, 1 << 30)
 run()
-  .catch((error) => {
+  .catch(async (error) => {
     Atomics.store(ctrl, FAILED, 1)
     parentPort.postMessage({
       error: { message: String(error.message), code: error.code, errno: error.errno, syscall: error.syscall },
     })
     tell()
+    // The writer closes the file once this thread is gone: no write of ours may be running then.
+    while (writes > 0) await waitForWake(Atomics.load(ctrl, TO_WORKER))
   })
   .finally(() => {
     clearInterval(keepAlive)
