@@ -1,19 +1,16 @@
 import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Readable } from 'node:stream'
-import { XapiTransportError } from '../errors.js'
 import { FileWriter, type FileWriterOptions, type FileWritten } from '../file/file-writer.js'
 import { syncDir } from '../file/sync-dir.js'
 import type { Ref } from '../refs.js'
 import type { XapiClient } from '../client.js'
 import type { TransferClient } from './client-shape.js'
 import { openExport, type OpenedExport } from './export-open.js'
+import { readExportInPlace } from './export-in-place.js'
 import { streamBody } from './export-vm.js'
-import { destroyConnection, wrapSocketError } from './http-connection.js'
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import type { TransferRun } from './run.js'
-import { describeTarget } from './url.js'
-import { createInFlightVerifier, verifiedFraction } from './verify.js'
 
 /** Options of {@link exportVmToFile}: those of `exportVm` and of `FileWriter`. */
 export type ExportVmToFileOptions<Hash extends boolean = false> = ExportVmOptions &
@@ -87,111 +84,32 @@ async function copy(body: Readable, writer: FileWriter<boolean>, run: TransferRu
 }
 
 /**
- * The body read in place (see `DirectReads`): the socket reads into the file writer's ring
- * (`reserve`/`commit`), or into the connection's read ring and is copied from there while the
- * writer's ring is full; the verifier looks at each read's bytes where they are. The socket
- * pauses while the writer or the verifier is full. Resolves once the body ended and verified.
+ * The body read in place: the socket reads into the file writer's ring (`reserve`/`commit`), or
+ * into the connection's read ring and is copied from there while the writer's ring is full (the
+ * socket then holds until it has room).
  */
 function readInPlace(
   opened: OpenedExport,
   writer: FileWriter<boolean>,
   o: Resolved
 ): Promise<void> {
-  const { run, conn } = opened
-  const direct = conn.direct!
-  const raw = conn.raw
-  const expected = run.meter.totalBytes
-  const verifier = o.verify
-    ? createInFlightVerifier({ metadataOnly: o.metadataOnly, onError: (e) => run.fail(e) })
-    : undefined
-  if (verifier) run.meter.setFractionSource(() => verifiedFraction(verifier))
-  // A decompressor keeps what it is given until it gets to it: give it copies.
-  const copyForVerifier = !o.metadataOnly && o.compression !== 'none'
-  let received = 0
-  let writerFull = false
-  let verifierFull = false
-  const resume = () => {
-    if (!writerFull && !verifierFull && !run.signal.aborted) raw.resume()
-  }
-  run.setWaitingOnPeer(() => writerFull)
-
-  return new Promise<void>((resolve, reject) => {
-    const take = (view: Buffer, placed: boolean) => {
-      if (run.signal.aborted) return
-      received += view.length
-      run.meter.addBytes(view.length)
-      if (verifier) {
-        try {
-          if (!verifier.write(copyForVerifier ? Buffer.from(view) : view)) {
-            verifierFull = true
-            raw.pause()
-            void verifier.drained().then(() => {
-              verifierFull = false
-              resume()
-            })
-          }
-        } catch (error) {
-          run.fail(error)
-          return
-        }
-      }
-      if (placed) {
-        writer.commit(view.length)
-        return
-      }
-      const wait = writer.write(view)
-      if (wait) {
-        writerFull = true
-        raw.pause()
+  const { run } = opened
+  return readExportInPlace(
+    opened,
+    { verify: o.verify, metadataOnly: o.metadataOnly, compressed: o.compression !== 'none' },
+    {
+      // Reads land in the file writer's ring while it has room: no copy at all.
+      target: () => writer.reserve(),
+      onData(view, placed, flow) {
+        if (placed) return writer.commit(view.length)
+        const wait = writer.write(view)
+        if (!wait) return
+        flow.hold('peer')
         wait.then(
-          () => {
-            writerFull = false
-            resume()
-          },
+          () => flow.release('peer'),
           (error: unknown) => run.fail(error)
         )
-      }
-    }
-    run.signal.addEventListener(
-      'abort',
-      () => {
-        direct.onData = direct.target = undefined
-        destroyConnection(conn, !run.over)
-        verifier?.destroy()
-        reject(run.signal.reason)
       },
-      { once: true }
-    )
-    raw.once('end', () => {
-      if (expected !== undefined && received < expected) {
-        run.fail(
-          new XapiTransportError(
-            `GET ${describeTarget(conn.target)} ended after ${received} of ${expected} bytes`
-          )
-        )
-        return
-      }
-      if (!verifier) return resolve()
-      verifier.end().then(
-        () => resolve(),
-        (error: unknown) => run.fail(error)
-      )
-    })
-    raw.once('close', () => {
-      if (raw.readableEnded) return
-      const cause = conn.error
-      run.fail(
-        cause
-          ? wrapSocketError(cause, conn.target)
-          : new XapiTransportError(`GET ${describeTarget(conn.target)}: connection closed`)
-      )
-    })
-    direct.onData = take
-    // Reads land in the file writer's ring while it has room: no copy at all.
-    direct.target = () => writer.reserve()
-    const pending = direct.pending
-    direct.pending = undefined
-    if (pending) take(pending, false)
-    resume()
-  })
+    }
+  )
 }

@@ -2,6 +2,7 @@ import { XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
 import type { XapiClient } from '../client.js'
 import type { TransferClient } from './client-shape.js'
+import { readExportInPlace } from './export-in-place.js'
 import { openExport, type OpenedExport } from './export-open.js'
 import { streamBody } from './export-vm.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
@@ -11,7 +12,6 @@ import type { TransferProgress } from './progress.js'
 import { MAX_READ_BYTES, RING_BYTES } from './read-ring.js'
 import type { TransferRun } from './run.js'
 import { describeTarget, type Target } from './url.js'
-import { createInFlightVerifier, verifiedFraction } from './verify.js'
 
 /**
  * Bytes read from the export and not yet taken by the import's socket, at most: they stay in the
@@ -170,131 +170,80 @@ function relayInPlace(
     },
     { once: true }
   )
-  let exportEnded!: () => void
+  let follow!: (exported: Promise<void>) => void
   const exportHttp = new Promise<void>((resolve, reject) => {
-    exportEnded = resolve
+    follow = (exported) => exported.then(resolve, reject)
     expRun.signal.addEventListener('abort', () => reject(expRun.signal.reason), { once: true })
   })
   exportHttp.catch(() => {})
   const importHttp = openUpload(impRun, client, target, expRun.meter.totalBytes).then((up) =>
-    pump(exp, up, impRun, verify, exportEnded)
+    pump(exp, up, impRun, verify, follow)
   )
   return { exportHttp, importHttp, firstFailure: () => first }
 }
 
-function pump(
+/**
+ * Writes each read of the export to the import socket as it is; the export holds while
+ * RELAY_IN_FLIGHT_BYTES wait to be written. Resolves once the export ended and verified and the
+ * upload was half-closed.
+ */
+async function pump(
   exp: OpenedExport,
   up: Connection,
   impRun: TransferRun,
   verify: boolean,
-  exportEnded: () => void
+  follow: (exported: Promise<void>) => void
 ): Promise<void> {
-  const { run: expRun, conn } = exp
-  const direct = conn.direct!
-  const raw = conn.raw
-  const expected = expRun.meter.totalBytes
-  const verifier = verify
-    ? createInFlightVerifier({ metadataOnly: false, onError: (e) => expRun.fail(e) })
-    : undefined
-  if (verifier) expRun.meter.setFractionSource(() => verifiedFraction(verifier))
-  let received = 0
   let inFlight = 0
-  let verifierFull = false
   let done = false
-  const resume = () => {
-    if (!verifierFull && inFlight < RESUME_BELOW_BYTES && !expRun.signal.aborted) raw.resume()
-  }
-  // The export waits on the import's socket while it is full; the import on the export otherwise.
-  expRun.setWaitingOnPeer(() => inFlight >= RELAY_IN_FLIGHT_BYTES)
   impRun.setWaitingOnPeer(() => inFlight < RELAY_IN_FLIGHT_BYTES)
-
-  return new Promise<void>((resolve, reject) => {
-    impRun.signal.addEventListener('abort', () => reject(impRun.signal.reason), { once: true })
-    const take = (view: Buffer) => {
-      if (expRun.signal.aborted || impRun.signal.aborted) return
-      received += view.length
-      expRun.meter.addBytes(view.length)
-      if (verifier) {
-        try {
-          // A decompressor keeps what it is given until it gets to it: a copy (never here: the
-          // relay asks for an uncompressed export, but the verifier sniffs, it does not trust).
-          if (!verifier.write(view)) {
-            verifierFull = true
-            raw.pause()
-            void verifier.drained().then(() => {
-              verifierFull = false
-              resume()
-            })
-          }
-        } catch (error) {
-          expRun.fail(error)
-          return
-        }
-      }
-      try {
-        checkWritable(up)
-      } catch (error) {
-        impRun.fail(error)
-        return
-      }
-      const n = view.length
-      inFlight += n
-      up.stream.write(view, (error) => {
-        if (error) return
-        inFlight -= n
-        impRun.meter.addBytes(n)
-        resume()
-      })
-      if (inFlight >= RELAY_IN_FLIGHT_BYTES) raw.pause()
-    }
-    up.stream.once('close', () => {
-      if (done) return
-      impRun.fail(
-        up.error
-          ? wrapSocketError(up.error, up.target)
-          : new XapiTransportError(
-              `PUT ${describeTarget(up.target)}: connection closed by the server`
-            )
-      )
-    })
-    raw.once('end', () => {
-      if (expected !== undefined && received < expected) {
-        expRun.fail(
-          new XapiTransportError(
-            `GET ${describeTarget(conn.target)} ended after ${received} of ${expected} bytes`
+  up.stream.once('close', () => {
+    if (done) return
+    impRun.fail(
+      up.error
+        ? wrapSocketError(up.error, up.target)
+        : new XapiTransportError(
+            `PUT ${describeTarget(up.target)}: connection closed by the server`
           )
-        )
-        return
-      }
-      const finish = () => {
-        exportEnded()
+    )
+  })
+  const exported = readExportInPlace(
+    exp,
+    // The relay asks for an uncompressed export (the verifier sniffs all the same).
+    { verify, metadataOnly: false, compressed: false },
+    {
+      onData(view, _placed, flow) {
+        if (impRun.signal.aborted) return
         try {
           checkWritable(up)
         } catch (error) {
           impRun.fail(error)
           return
         }
-        done = true
-        // Half-close: for a close-delimited body this FIN is the end of the archive.
-        up.stream.end()
-        resolve()
-      }
-      if (!verifier) return finish()
-      verifier.end().then(finish, (error: unknown) => expRun.fail(error))
-    })
-    raw.once('close', () => {
-      if (raw.readableEnded) return
-      const cause = conn.error
-      expRun.fail(
-        cause
-          ? wrapSocketError(cause, conn.target)
-          : new XapiTransportError(`GET ${describeTarget(conn.target)}: connection closed`)
-      )
-    })
-    direct.onData = (view) => take(view)
-    const pending = direct.pending
-    direct.pending = undefined
-    if (pending) take(pending)
-    resume()
+        const n = view.length
+        inFlight += n
+        up.stream.write(view, (error) => {
+          if (error) return
+          inFlight -= n
+          impRun.meter.addBytes(n)
+          if (inFlight < RESUME_BELOW_BYTES) flow.release('peer')
+        })
+        if (inFlight >= RELAY_IN_FLIGHT_BYTES) flow.hold('peer')
+      },
+    }
+  )
+  follow(exported)
+  await Promise.race([exported, aborted(impRun.signal)])
+  checkWritable(up)
+  done = true
+  // Half-close: for a close-delimited body this FIN is the end of the archive.
+  up.stream.end()
+}
+
+/** Rejects with `signal.reason` once it aborts. */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error)
+    else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true })
   })
 }
