@@ -83,6 +83,39 @@ export const it = test.extend<Fixtures>({
   },
 })
 
+/** The transfer seed over TLS (`src`, `dst`: clients pinning its certificate), disposable. */
+export async function startTlsPools() {
+  const sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
+  const options = { user: sim.user, password: sim.password, fingerprint: sim.fingerprint! }
+  const src = await connect({ url: sim.pools[0]!.masterUrl, ...options })
+  const dst = await connect({ url: sim.pools[1]!.masterUrl, ...options })
+  return {
+    sim,
+    src,
+    dst,
+    async [Symbol.asyncDispose]() {
+      await src.close()
+      await dst.close()
+      await sim.close()
+    },
+  }
+}
+
+/** The transfer seed on a unix socket in `dir`, as the dom0 one, and a client on it. */
+export async function startLocalPool(dir: string) {
+  const socketPath = join(dir, 'xapi.sock')
+  const sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, socketPath })
+  const local = await connect({ url: `unix:${socketPath}`, user: sim.user, password: sim.password })
+  return {
+    sim,
+    local,
+    async [Symbol.asyncDispose]() {
+      await local.close()
+      await sim.close()
+    },
+  }
+}
+
 /** The ref of the VM named `name`. */
 export function vmRef(sim: Simulator, name: string): Ref<'VM'> {
   const hit = sim.db.find('VM', (r) => r.name_label === name && r.is_a_snapshot !== true)

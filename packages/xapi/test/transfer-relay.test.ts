@@ -1,8 +1,7 @@
 import { describe, expect } from 'vitest'
-import { startSimulator } from '@xapi-ops/xapi-sim'
-import { connect, relayVm, type Ref } from '../src/index.js'
+import { relayVm, type Ref } from '../src/index.js'
 import {
-  TRANSFER_SEED,
+  startTlsPools,
   diskHashes,
   it,
   progressRecorder,
@@ -46,10 +45,8 @@ describe('relayVm', () => {
   })
 
   it('over TLS, through the streams', async ({ signal }) => {
-    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
-    const options = { user: sim.user, password: sim.password, fingerprint: sim.fingerprint! }
-    await using src = await connect({ url: sim.pools[0]!.masterUrl, ...options })
-    await using dst = await connect({ url: sim.pools[1]!.masterUrl, ...options })
+    await using pools = await startTlsPools()
+    const { sim, src, dst } = pools
     const vm = vmRef(sim, 'halted')
     const [copy] = await relayVm(src, vm, dst, { signal })
     expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))

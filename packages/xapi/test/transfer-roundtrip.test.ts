@@ -5,18 +5,11 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect } from 'vitest'
-import { startSimulator } from '@xapi-ops/xapi-sim'
-import {
-  connect,
-  exportVm,
-  importVm,
-  verifyXva,
-  type Ref,
-  type TransferProgress,
-} from '../src/index.js'
+import { exportVm, importVm, verifyXva, type Ref, type TransferProgress } from '../src/index.js'
 import {
   MiB,
-  TRANSFER_SEED,
+  startLocalPool,
+  startTlsPools,
   diskHashes,
   it,
   progressRecorder,
@@ -190,10 +183,8 @@ describe('refused imports', () => {
 
 describe('transports', () => {
   it('works over TLS with a pinned certificate, redirects included', async ({ signal }) => {
-    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
-    const options = { user: sim.user, password: sim.password, fingerprint: sim.fingerprint! }
-    await using src = await connect({ url: sim.pools[0]!.masterUrl, ...options })
-    await using dst = await connect({ url: sim.pools[1]!.masterUrl, ...options })
+    await using pools = await startTlsPools()
+    const { sim, src, dst } = pools
     const vm = vmRef(sim, 'on-local-2')
     const exported = await exportVm(src, vm, { signal })
     const [vms] = await Promise.all([
@@ -204,13 +195,8 @@ describe('transports', () => {
   })
 
   it('works over the dom0 unix socket', async ({ dir, signal }) => {
-    const socketPath = join(dir, 'xapi.sock')
-    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, socketPath })
-    await using local = await connect({
-      url: `unix:${socketPath}`,
-      user: sim.user,
-      password: sim.password,
-    })
+    await using pool = await startLocalPool(dir)
+    const { sim, local } = pool
     const vm = vmRef(sim, 'halted')
     const exported = await exportVm(local, vm, { signal })
     const [vms] = await Promise.all([importVm(local, exported.body, { signal }), exported.task])

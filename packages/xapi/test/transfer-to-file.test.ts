@@ -3,10 +3,10 @@ import { createReadStream } from 'node:fs'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect } from 'vitest'
-import { startSimulator } from '@xapi-ops/xapi-sim'
-import { connect, exportVmToFile, importVm, verifyXva } from '../src/index.js'
+import { exportVmToFile, importVm, verifyXva } from '../src/index.js'
 import {
-  TRANSFER_SEED,
+  startLocalPool,
+  startTlsPools,
   diskHashes,
   it,
   progressRecorder,
@@ -65,13 +65,8 @@ describe('exportVmToFile', () => {
     dir,
     signal,
   }) => {
-    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, tls: true })
-    await using src = await connect({
-      url: sim.pools[0]!.masterUrl,
-      user: sim.user,
-      password: sim.password,
-      fingerprint: sim.fingerprint!,
-    })
+    await using pools = await startTlsPools()
+    const { sim, src } = pools
     const vm = vmRef(sim, 'on-local-2')
     const file = join(dir, 'tls.xva')
     await exportVmToFile(src, vm, file, { signal })
@@ -84,13 +79,8 @@ describe('exportVmToFile', () => {
   })
 
   it('over the dom0 unix socket, read in place too', async ({ dir, signal }) => {
-    const socketPath = join(dir, 'xapi.sock')
-    await using sim = await startSimulator({ seed: TRANSFER_SEED, timeScale: 0.01, socketPath })
-    await using local = await connect({
-      url: `unix:${socketPath}`,
-      user: sim.user,
-      password: sim.password,
-    })
+    await using pool = await startLocalPool(dir)
+    const { sim, local } = pool
     const vm = vmRef(sim, 'halted')
     const file = join(dir, 'local.xva')
     await exportVmToFile(local, vm, file, { signal })
