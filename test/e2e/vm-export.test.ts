@@ -321,6 +321,23 @@ describe('vm-export', () => {
     expect(await strayFiles(dir)).toEqual([])
   })
 
+  test('a connection dropped right after its headers, before any byte, is retried too', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    sim.faults.transfer.dropAfterBytes(0, { on: 'export' })
+    const r = await exportVms(
+      sim,
+      ['--vm', 'build-01', '--out', dir, '--retry-delay', '0.1'],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.events.filter((e) => e.kind === 'export-retry')).toHaveLength(1)
+    await verifyFile(r.results[0]!.file as string)
+    expect(await strayFiles(dir)).toEqual([])
+  })
+
   test('a connection that keeps dropping fails the VM, the batch goes on', async ({
     sim,
     dir,

@@ -117,6 +117,25 @@ describe('exportVmToFile', () => {
     expect(taskCount(sim, 0)).toBe(0)
   })
 
+  it('onResponse tells a 200 whose body broke at once from a refusal', async ({
+    sim,
+    src,
+    dir,
+  }) => {
+    let answered = 0
+    const onResponse = () => answered++
+    sim.faults.transfer.dropAfterBytes(0, { on: 'export' })
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'd.xva'), { onResponse })
+    ).rejects.toMatchObject({ name: 'XapiError' })
+    expect(answered).toBe(1)
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'running'), join(dir, 'r.xva'), { onResponse })
+    ).rejects.toMatchObject({ code: 'VM_BAD_POWER_STATE' })
+    expect(answered).toBe(1)
+    expect(await readdir(dir)).toEqual([])
+  })
+
   it('a corrupt block: the checksum error naming it, no file', async ({ sim, src, dir }) => {
     sim.faults.transfer.corruptBlock(0, 0)
     await expect(

@@ -74,6 +74,7 @@ export async function openExport(
     const chunked = /chunked/i.test(opened.head.headers.get('transfer-encoding') ?? '')
     const length = opened.head.headers.get('content-length')
     if (length !== undefined && !chunked) run.meter.setTotalBytes(Number(length))
+    o.onResponse?.()
     return { run, conn, chunked }
   } catch (error) {
     return await run.abandon(error)

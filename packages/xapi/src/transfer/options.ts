@@ -38,6 +38,11 @@ export type ExportVmOptions = {
    * @default true
    */
   readonly verify?: boolean
+  /**
+   * Called once the host answered `200 OK`, before the body: a failure after it is a transfer
+   * that broke (worth another attempt), not one the host refused.
+   */
+  readonly onResponse?: () => void
 }
 
 /** Options of `importVm`. */
@@ -85,6 +90,19 @@ function checkBoolean(name: string, value: unknown): boolean {
     throw new InvalidOptionError(
       name,
       `Expected \`${name}\` to be a boolean, got ${describe(value)}`
+    )
+  }
+  return value
+}
+
+function checkFunction<F extends (...args: never[]) => unknown>(
+  name: string,
+  value: F | undefined
+): F | undefined {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new InvalidOptionError(
+      name,
+      `Expected \`${name}\` to be a function, got ${describe(value)}`
     )
   }
   return value
@@ -138,6 +156,7 @@ export function resolveExportOptions(options: ExportVmOptions) {
     stallTimeoutMs: checkCommon(options),
     signal: options.signal,
     onProgress: options.onProgress,
+    onResponse: checkFunction('onResponse', options.onResponse),
   }
 }
 

@@ -40,16 +40,14 @@ export async function writeExport(
       sha256: true,
       fsync: true,
       signal,
-      onProgress: (p) => {
-        started ||= p.bytes > 0
-        options.onProgress?.(p.bytes, p.fraction)
-      },
+      onResponse: () => (started = true),
+      onProgress: (p) => options.onProgress?.(p.bytes, p.fraction),
     })
   } catch (error) {
     signal.throwIfAborted()
     if (isLocalFsError(error)) throw localError(error, part)
     const why = verdict(error)
-    // The stream broke after it had started: whatever the task says (xapi reports a broken
+    // The host answered 200 and the stream then broke: whatever the task says (xapi reports a broken
     // connection as INTERNAL_ERROR, VDI_IO_ERROR…), a new attempt may go through.
     if (started && !(why instanceof XvaVerificationError)) throw new TransferBrokenError(why)
     throw why
