@@ -21,7 +21,8 @@ export async function curlSession(base: string, user: string, password: string) 
       const [vm] = (await call('VM.get_by_name_label', vmName)) as string[]
       const task = (await call('task.create', 'bench', 'curl export')) as string
       const url = `${base}/export?session_id=${session}&task_id=${task}&ref=${vm}`
-      const r = await timeCommand('curl', ['-sS', '--fail', '-o', out, url])
+      // -L: xapi answers 302 to the host that holds the disks, as an operator's curl follows.
+      const r = await timeCommand('curl', ['-sS', '--fail', '-L', '-o', out, url])
       if (r.code !== 0) throw new Error(`curl export of ${vmName} failed: ${r.stderr}`)
       await waitTask(task)
       await call('task.destroy', task)
