@@ -76,7 +76,7 @@ describe('FileWriter', () => {
       for (let k = 0, view = writer.reserve(); view && k < 40; k++, view = writer.reserve()) {
         put(view, Math.min(view.length, 300_000))
       }
-      // ...then a copy far bigger than the ring (8 MiB), which waits for room (the worker hashes
+      // ...then a copy far bigger than the ring (16 MiB), which waits for room (the worker hashes
       // several times slower than this thread copies): meanwhile no room is handed out.
       const chunk = Buffer.alloc(64 * 2 ** 20, round + 1)
       expected.push(chunk)

@@ -172,7 +172,7 @@ export class FileWriter<Hash extends boolean = false> {
    * Writing in place: a view of the ring's free space (up to the end of the current slot) where
    * the next bytes can be put, by a socket read for instance; undefined while the ring is full
    * (wait for {@link ready}). Tell how many bytes were put there with {@link commit} before any
-   * other call. The bytes stay as they are until at least 7 MiB more have been committed.
+   * other call. The bytes stay as they are until at least 15 MiB more have been committed.
    */
   reserve(): Uint8Array | undefined {
     if (this.#failed || this.#copying) return undefined

@@ -18,7 +18,7 @@
  */
 
 export const SLOT_BYTES = 1024 * 1024
-export const SLOTS = 8
+export const SLOTS = 16
 /** O_DIRECT alignment: the largest logical block size of common devices. */
 export const DIRECT_ALIGN = 4096
 const WASM_PAGE = 64 * 1024
