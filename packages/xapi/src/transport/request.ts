@@ -100,7 +100,6 @@ function postOnce(
         port: unix ? undefined : url.port || undefined,
         path: target.path,
         agent: opts.agentFor(url),
-        signal: opts.signal,
         headers: {
           'content-type': contentType,
           'content-length': length,
@@ -130,6 +129,12 @@ function postOnce(
       }
     )
     req.on('error', (err) => reject(wrapSocketError(err, target, opts.signal)))
+    // Not `request({ signal })`: that watches the request's end with five listeners per call.
+    const { signal } = opts
+    const onAbort = () => req.destroy(signal.reason as Error)
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    req.once('close', () => signal.removeEventListener('abort', onAbort))
     req.end(payload, 'utf8')
   })
 }
