@@ -338,6 +338,37 @@ describe('vm-export', () => {
     expect(await strayFiles(dir)).toEqual([])
   })
 
+  test('sessions that expire during the batch: logged in again, every VM exported', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    // Every session dies after 12 calls: several times over a batch of three.
+    sim.faults.expireSessionsAfter(12)
+    const r = await exportVms(
+      sim,
+      [
+        '--vm',
+        'build-01',
+        '--vm',
+        'cache-01',
+        '--vm',
+        'web-01',
+        '--out',
+        dir,
+        '--concurrency',
+        '1',
+      ],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.results.map((x) => x.status)).toEqual(['ok', 'ok', 'ok'])
+    const logins = sim.calls.filter((c) => c.method === 'session.login_with_password')
+    expect(logins.length).toBeGreaterThan(2)
+    for (const x of r.results) await verifyFile(x.file as string)
+    expect(await strayFiles(dir)).toEqual([])
+  })
+
   test('a connection that keeps dropping fails the VM, the batch goes on', async ({
     sim,
     dir,

@@ -102,6 +102,41 @@ describe('vm-migrate', () => {
     expect(pendingTasks(sim)).toEqual([])
   })
 
+  test('stream with sessions that expire on both pools: logged in again, copies whole', async ({
+    sim,
+  }) => {
+    const [buildRef] = findVm(poolA(sim), 'build-01')!
+    const [cacheRef] = findVm(poolA(sim), 'cache-01')!
+    const before = [diskHashes(poolA(sim), buildRef), diskHashes(poolA(sim), cacheRef)]
+    // Every session dies after 15 calls: several times on each side during the run.
+    sim.faults.expireSessionsAfter(15)
+    const result = await runScript(
+      'vm-migrate',
+      [
+        '--vm',
+        'build-01',
+        '--vm',
+        'cache-01',
+        '--method',
+        'stream',
+        '--concurrency',
+        '1',
+        '--json',
+      ],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    expect(
+      sim.calls.filter((c) => c.method === 'session.login_with_password').length
+    ).toBeGreaterThan(3)
+    const after = ['build-01', 'cache-01'].map((name) => {
+      const [ref] = findVm(poolB(sim), name)!
+      return diskHashes(poolB(sim), ref)
+    })
+    expect(after).toEqual(before)
+    expect(pendingTasks(sim)).toEqual([])
+  })
+
   test('stream of running VMs: shut down, copied, started with --start; VIFs re-pointed by --network-map', async ({
     sim,
   }) => {
