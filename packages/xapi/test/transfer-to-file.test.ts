@@ -47,6 +47,70 @@ describe('exportVmToFile', () => {
     })
   }
 
+  it('clientCompression: the host sends it raw, zstd here; xapi imports the file', async ({
+    sim,
+    src,
+    dst,
+    dir,
+    signal,
+  }) => {
+    const vm = vmRef(sim, 'big')
+    const file = join(dir, 'big.xva.zst')
+    const written = await exportVmToFile(src, vm, file, {
+      clientCompression: { codec: 'zstd', level: 3, threads: 2 },
+      sha256: true,
+      fsync: true,
+      signal,
+    })
+    expect(written).toEqual({ bytes: (await stat(file)).size, sha256: await sha256(file) })
+    const summary = await verifyXva(createReadStream(file))
+    expect(summary.compression).toBe('zstd')
+    expect(summary.disks.map((d) => d.hash)).toEqual(diskHashes(sim, vm))
+    expect(written.bytes).toBeLessThan(summary.tarBytes)
+    expect(await readdir(dir)).toEqual(['big.xva.zst'])
+    const [copy] = await importVm(dst, createReadStream(file), { length: written.bytes, signal })
+    expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+  })
+
+  it('clientCompression: a drop mid-way or a corrupt block leaves no file, no task', async ({
+    sim,
+    src,
+    dir,
+  }) => {
+    const clientCompression = { codec: 'zstd' } as const
+    sim.faults.transfer.dropAfterBytes(2_000_000, { on: 'export' })
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'big'), join(dir, 'd.xva.zst'), { clientCompression })
+    ).rejects.toMatchObject({ name: 'XapiError' })
+    sim.faults.transfer.corruptBlock(0, 1)
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'big'), join(dir, 'c.xva.zst'), { clientCompression })
+    ).rejects.toMatchObject({ code: 'IMPORT_ERROR', message: expect.stringMatching(/checksum/) })
+    expect(await readdir(dir)).toEqual([])
+    expect(taskCount(sim, 0)).toBe(0)
+  })
+
+  it('clientCompression with a host compression, or a bad level: refused before anything', async ({
+    sim,
+    src,
+    dir,
+  }) => {
+    const calls = sim.calls.length
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'x.xva.zst'), {
+        compression: 'gzip',
+        clientCompression: { codec: 'zstd' },
+      })
+    ).rejects.toMatchObject({ code: 'XAPI_CLIENT_INVALID_OPTION' })
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'x.xva.zst'), {
+        clientCompression: { codec: 'zstd', level: 30 },
+      })
+    ).rejects.toThrow(/level/)
+    expect(sim.calls.length).toBe(calls)
+    expect(await readdir(dir)).toEqual([])
+  })
+
   it('reads in place across many reads: a big disk, byte for byte', async ({
     sim,
     src,

@@ -1,20 +1,32 @@
 import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import type { Readable } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { FileWriter, type FileWriterOptions, type FileWritten } from '../file/file-writer.js'
 import { syncDir } from '../file/sync-dir.js'
 import type { Ref } from '../refs.js'
 import type { XapiClient } from '../client.js'
 import type { TransferClient } from './client-shape.js'
+import {
+  createClientCompressor,
+  resolveClientCompression,
+  type ClientCompression,
+} from './client-compression.js'
 import { openExport, type OpenedExport } from './export-open.js'
 import { readExportInPlace } from './export-in-place.js'
 import { streamBody } from './export-vm.js'
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import type { TransferRun } from './run.js'
 
-/** Options of {@link exportVmToFile}: those of `exportVm` and of `FileWriter`. */
+/** Options of {@link exportVmToFile}: those of `exportVm` and of `FileWriter`, and where to compress. */
 export type ExportVmToFileOptions<Hash extends boolean = false> = ExportVmOptions &
-  FileWriterOptions<Hash>
+  FileWriterOptions<Hash> & {
+    /**
+     * Compress here rather than on the host (with `compression: 'none'`): the archive is verified
+     * as it arrives, then compressed with zstd on this machine's cores into the file.
+     */
+    readonly clientCompression?: ClientCompression
+  }
 
 /**
  * Exports a VM into a file: `exportVm` (verified in flight unless `verify: false`) written by a
@@ -40,16 +52,17 @@ export async function exportVmToFile<Hash extends boolean = false>(
   options: ExportVmToFileOptions<Hash> = {}
 ): Promise<FileWritten<Hash>> {
   const o = resolveExportOptions(options)
+  const zstd = resolveClientCompression(options.clientCompression, o.compression)
   o.signal?.throwIfAborted()
   const part = `${path}.part`
   // The file first: one that cannot be written is known before anything happens on the pool.
   const writer = await FileWriter.open<Hash>(part, options)
   try {
-    const opened = await openExport(client, vm, o, { directReads: true })
+    const opened = await openExport(client, vm, o, { directReads: !zstd })
     const http =
-      opened.conn.direct && !opened.chunked
+      opened.conn.direct && !opened.chunked && !zstd
         ? readInPlace(opened, writer, o)
-        : readStream(opened, writer, o)
+        : readStream(opened, writer, o, zstd && createClientCompressor(zstd))
     await opened.run.conclude(http)
     const written = await writer.finish()
     await rename(part, path)
@@ -64,14 +77,34 @@ export async function exportVmToFile<Hash extends boolean = false>(
 
 type Resolved = ReturnType<typeof resolveExportOptions>
 
-/** The body through `exportVm`'s stream (TLS, chunked responses). */
-async function readStream(opened: OpenedExport, writer: FileWriter<boolean>, o: Resolved) {
+/**
+ * The body through `exportVm`'s stream (TLS, chunked responses), and through `compressor` when
+ * compressing here.
+ */
+async function readStream(
+  opened: OpenedExport,
+  writer: FileWriter<boolean>,
+  o: Resolved,
+  compressor: Duplex | undefined
+) {
   const { run, conn, chunked } = opened
   const { body, done } = streamBody(run, conn, { ...o, chunked })
-  await Promise.all([done, copy(body, writer, run)])
+  if (!compressor) return void (await Promise.all([done, copy(body, writer, run)]))
+  // Its error is the one to report, not the body's destruction that follows.
+  compressor.once('error', (error) => run.fail(error))
+  await Promise.all([
+    done,
+    pipeline(body, compressor, (compressed: AsyncIterable<Buffer>) =>
+      copy(compressed, writer, run)
+    ),
+  ])
 }
 
-async function copy(body: Readable, writer: FileWriter<boolean>, run: TransferRun) {
+async function copy(
+  body: Readable | AsyncIterable<Buffer>,
+  writer: FileWriter<boolean>,
+  run: TransferRun
+) {
   const failed = (error: unknown) => {
     // Before the loop's exit destroys the body: the writer's error is the one to report.
     run.fail(error)

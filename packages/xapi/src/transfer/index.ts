@@ -1,5 +1,6 @@
 export { exportVm } from './export-vm.js'
 export { exportVmToFile } from './export-vm-to-file.js'
+export type { ClientCompression } from './client-compression.js'
 export type { ExportVmToFileOptions } from './export-vm-to-file.js'
 export type { ExportVmResult } from './export-vm.js'
 export { importVm } from './import-vm.js'
