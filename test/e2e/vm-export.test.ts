@@ -145,6 +145,57 @@ describe('vm-export', () => {
     }
   )
 
+  test('--compress zstd --compress-on client: raw from the host, zstd here, verified', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const r = await exportVms(
+      sim,
+      ['--vm', 'build-01', '--out', dir, '--compress', 'zstd', '--compress-on', 'client'],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.events[0]).toMatchObject({ kind: 'plan', compression: 'zstd', compressOn: 'client' })
+    const file = r.results[0]!.file as string
+    expect(file.endsWith('.xva.zst')).toBe(true)
+    const summary = await verifyFile(file)
+    expect(summary.compression).toBe('zstd')
+    expect(summary.disks.map((d) => d.hash)).toEqual(
+      diskHashes(pool(sim), findVm(pool(sim), 'build-01')[0])
+    )
+    expect(r.results[0]!.bytes).toBeLessThan(summary.tarBytes)
+    expect((await readManifest(dir)).vms[0]).toMatchObject({
+      compression: 'zstd',
+      compressedOn: 'client',
+    })
+    await sha256sumCheck(dir)
+    // A rerun finds it verified and skips it.
+    const again = await exportVms(
+      sim,
+      ['--vm', 'build-01', '--out', dir, '--compress', 'zstd', '--compress-on', 'client'],
+      signal
+    )
+    expect(again.results[0]).toMatchObject({ status: 'skipped', sha256: r.results[0]!.sha256 })
+  })
+
+  test('--compress-on client without --compress zstd is a usage error (exit 2)', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const calls = sim.calls.length
+    const r = await exportVms(
+      sim,
+      ['--vm', 'build-01', '--out', dir, '--compress', 'gzip', '--compress-on', 'client'],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(2)
+    expect(r.stderr).toMatch(/--compress-on client.*zstd/)
+    expect(sim.calls.length).toBe(calls)
+    expect(await listDir(dir)).toEqual([])
+  })
+
   test('selection: union of --vm (glob), --tag, less --exclude', async ({ sim, dir, signal }) => {
     const r = await exportVms(
       sim,

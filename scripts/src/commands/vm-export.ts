@@ -20,7 +20,7 @@ import { createTransferProgress, transferProgressFields } from '../ops/transfer/
 import { formatExportEvent, type VmExportEvent } from '../ops/vm-export/events.js'
 import { SpaceBudget } from '../ops/vm-export/free-space.js'
 import { ManifestStore, MANIFEST_FILE } from '../ops/vm-export/manifest.js'
-import type { Compression } from '../ops/vm-export/naming.js'
+import type { Compression, CompressOn } from '../ops/vm-export/naming.js'
 import { prepareOutDir } from '../ops/vm-export/out-dir.js'
 import { loadInventory, planExports, type RunningMode } from '../ops/vm-export/plan.js'
 import { exportVms } from '../ops/vm-export/run-export.js'
@@ -30,6 +30,7 @@ export type VmExportArgs = CommonArgs &
   SelectorArgs & {
     readonly out: string
     readonly compress: Compression
+    readonly 'compress-on': CompressOn
     readonly 'metadata-only': boolean
     readonly running: RunningMode
     readonly retries: number
@@ -40,6 +41,7 @@ export type VmExportArgs = CommonArgs &
   } & Record<string, unknown>
 
 const COMPRESSIONS = ['none', 'gzip', 'zstd'] as const
+const COMPRESS_ON = ['host', 'client'] as const
 const RUNNING_MODES = ['snapshot', 'offline', 'skip'] as const
 
 /** `vm-export`: verified, concurrent, resumable XVA backups (issue 6). */
@@ -62,7 +64,13 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
       .option('compress', {
         choices: COMPRESSIONS,
         default: 'none' as Compression,
-        describe: 'compression done by the host (.xva, .xva.gz, .xva.zst)',
+        describe: 'compression of the files (.xva, .xva.gz, .xva.zst)',
+      })
+      .option('compress-on', {
+        choices: COMPRESS_ON,
+        default: 'host' as CompressOn,
+        describe:
+          'who compresses: the host (dom0, one core of a host running VMs) or this machine (zstd only, on all its cores)',
       })
       .option('metadata-only', {
         type: 'boolean',
@@ -119,6 +127,10 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
       output.warn('--metadata-only exports are never compressed: --compress ignored')
       compression = 'none'
     }
+    const compressOn = compression === 'none' ? 'host' : argv['compress-on']
+    if (compressOn === 'client' && compression !== 'zstd') {
+      throw new UsageError('--compress-on client compresses with zstd only: add --compress zstd')
+    }
     const settings = await resolveConnection(argv, { env, stdin, stderr, signal })
     const client = await connectPool(settings, { readOnly: dryRun, signal })
     let display: ProgressDisplay | undefined
@@ -139,6 +151,7 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
         pool: poolName,
         out,
         compression,
+        compressOn,
         metadataOnly: argv['metadata-only'],
         dryRun,
         vms: items.map((i) => ({
@@ -186,6 +199,7 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
           client,
           dir: out,
           compression,
+          compressOn,
           metadataOnly: argv['metadata-only'],
           retries: argv.retries,
           retryBaseMs: argv['retry-delay'] * 1000,

@@ -19,6 +19,8 @@ export type VmExportEvent =
       readonly pool: string
       readonly out: string
       readonly compression: string
+      /** Who compresses: the host (`use_compression`) or this machine. */
+      readonly compressOn: 'host' | 'client'
       readonly metadataOnly: boolean
       readonly dryRun: boolean
       readonly vms: readonly PlanEntry[]
@@ -67,7 +69,7 @@ export type VmExportEvent =
 export function formatExportEvent(event: VmExportEvent): string | undefined {
   switch (event.kind) {
     case 'plan': {
-      const head = `${event.dryRun ? 'plan (dry run)' : 'plan'}: ${event.vms.length} VM(s) of pool ${event.pool} → ${event.out} (compression ${event.compression}${event.metadataOnly ? ', metadata only' : ''})`
+      const head = `${event.dryRun ? 'plan (dry run)' : 'plan'}: ${event.vms.length} VM(s) of pool ${event.pool} → ${event.out} (compression ${event.compression}${event.compressOn === 'client' ? ' on this machine' : ''}${event.metadataOnly ? ', metadata only' : ''})`
       const lines = event.vms.map(
         (v) =>
           `  ${v.action.padEnd(8)} ${v.name} (${v.vm}) ${v.power_state} on ${v.host} → ${v.file} ~${formatBytes(v.estimateBytes)}`

@@ -8,7 +8,7 @@ import { backoffMs, isRetriable, sleep } from '../transfer/retry.js'
 import type { VmExportEvent } from './events.js'
 import { checkFreeSpace, type SpaceBudget } from './free-space.js'
 import type { ManifestEntry, ManifestStore } from './manifest.js'
-import { exportPaths, type Compression } from './naming.js'
+import { exportPaths, type Compression, type CompressOn } from './naming.js'
 import type { ExportItem } from './plan.js'
 import { checkExisting } from './resume.js'
 import {
@@ -26,6 +26,7 @@ export type ExportJobContext = {
   readonly client: XapiClient
   readonly dir: string
   readonly compression: Compression
+  readonly compressOn: CompressOn
   readonly metadataOnly: boolean
   /** Attempts after the first one, after transport and verification failures. */
   readonly retries: number
@@ -100,6 +101,7 @@ export async function runExportJob(
       bytes: written.bytes,
       sha256: written.sha256,
       compression: ctx.compression,
+      ...(ctx.compression !== 'none' && { compressedOn: ctx.compressOn }),
       metadataOnly: ctx.metadataOnly,
       time: new Date().toISOString(),
       durationMs,
@@ -182,6 +184,7 @@ async function attempts(
         file: item.file,
         vm: target,
         compression: ctx.compression,
+        compressOn: ctx.compressOn,
         metadataOnly: ctx.metadataOnly,
         signal,
         onProgress: (bytes, fraction) => {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from '../transfer/fs-utils.js'
-import type { Compression } from './naming.js'
+import type { Compression, CompressOn } from './naming.js'
 
 /** Name of the manifest in `--out`. */
 export const MANIFEST_FILE = 'manifest.json'
@@ -21,6 +21,8 @@ export type ManifestEntry = {
   /** SHA-256 of the file, lower-case hex. */
   readonly sha256: string
   readonly compression: Compression
+  /** Who compressed the file: the host (`use_compression`) or this machine (zstd). */
+  readonly compressedOn?: CompressOn
   readonly metadataOnly: boolean
   /** When the export finished (ISO 8601). */
   readonly time: string

@@ -2,6 +2,8 @@ import { join } from 'node:path'
 
 /** How an archive is compressed (`--compress`), as `exportVm` and xapi name it. */
 export type Compression = 'none' | 'gzip' | 'zstd'
+/** Who compresses: the host (`use_compression`) or this machine (zstd). */
+export type CompressOn = 'host' | 'client'
 
 /** Suffix of a file being written; it gets its final name only once verified. */
 export const PART_SUFFIX = '.part'

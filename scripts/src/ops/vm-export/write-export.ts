@@ -1,6 +1,6 @@
 import { exportVmToFile, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { isLocalFsError, TransferBrokenError, XvaVerificationError } from '../transfer/retry.js'
-import { exportPaths, type Compression } from './naming.js'
+import { exportPaths, type Compression, type CompressOn } from './naming.js'
 
 /** One attempt at writing an export to its file. */
 export type WriteExportOptions = {
@@ -9,6 +9,8 @@ export type WriteExportOptions = {
   /** The VM or the snapshot to export. */
   readonly vm: Ref<'VM'>
   readonly compression: Compression
+  /** `client`: the host sends the archive raw, it is compressed (zstd) here. */
+  readonly compressOn?: CompressOn
   readonly metadataOnly: boolean
   readonly signal: AbortSignal
   /** Bytes written so far and, when known, the fraction of the disks verified. */
@@ -34,7 +36,9 @@ export async function writeExport(
   let started = false
   try {
     return await exportVmToFile(client, options.vm, final, {
-      compression: options.compression,
+      ...(options.compressOn === 'client'
+        ? { compression: 'none' as const, clientCompression: { codec: 'zstd' as const } }
+        : { compression: options.compression }),
       metadataOnly: options.metadataOnly,
       verify: true,
       sha256: true,
