@@ -33,6 +33,7 @@ export function readExportInPlace(
   consumer: InPlaceConsumer
 ): Promise<void> {
   const { run, conn } = exp
+  if (run.signal.aborted) return Promise.reject(run.signal.reason as Error)
   const direct = conn.direct!
   const raw = conn.raw
   const expected = run.meter.totalBytes

@@ -6,6 +6,7 @@ import { destroyConnection, type Connection } from './http-connection.js'
 import type { resolveExportOptions } from './options.js'
 import { openRequest } from './request.js'
 import { TransferRun } from './run.js'
+import { onceMoreIfSessionRefused } from './session-refused.js'
 import { actionTarget, describeTarget } from './url.js'
 
 /** An export whose response head said 200: the body is next on `conn`. */
@@ -19,8 +20,18 @@ export type OpenedExport = {
 /**
  * Creates the task, sends `GET /export` (or `/export_metadata`) following redirects and reads
  * the response head. On failure the task is ended and the error the caller should see thrown.
+ * A session xapi refused (expired since the task was created) gets one more attempt.
  */
-export async function openExport(
+export function openExport(
+  client: XapiClient | TransferClient,
+  vm: Ref<'VM'>,
+  o: ReturnType<typeof resolveExportOptions>,
+  options: { directReads: boolean }
+): Promise<OpenedExport> {
+  return onceMoreIfSessionRefused(o.signal, () => openExportOnce(client, vm, o, options))
+}
+
+async function openExportOnce(
   client: XapiClient | TransferClient,
   vm: Ref<'VM'>,
   o: ReturnType<typeof resolveExportOptions>,

@@ -8,6 +8,7 @@ import { destroyConnection, wrapSocketError, type Connection } from './http-conn
 import { resolveImportOptions, type ImportVmOptions } from './options.js'
 import { openRequest } from './request.js'
 import { TransferRun } from './run.js'
+import { onceMoreIfSessionRefused } from './session-refused.js'
 import { actionTarget, describeTarget, type Target } from './url.js'
 
 /**
@@ -34,8 +35,8 @@ export async function importVm(
       throw new TypeError('Expected `source` to be a Readable or an AsyncIterable of Buffers')
     }
     const o = resolveImportOptions(options)
-    const { run, target } = await startImport(client, o)
-    const result = await run.conclude(upload(run, client, target, source, o.length))
+    const { run, conn } = await openImport(client, o)
+    const result = await run.conclude(sendBody(run, conn, source, o.length))
     return decodeVmRefs(result)
   } catch (error) {
     destroySource(source)
@@ -77,15 +78,23 @@ export async function startImport(
   return { run, target }
 }
 
-async function upload(
-  run: TransferRun,
-  client: TransferClient,
-  target: Target,
-  source: AsyncIterable<Buffer>,
-  length: number | undefined
-): Promise<void> {
-  const conn = await openUpload(run, client, target, length)
-  await sendBody(run, conn, source, length)
+/**
+ * `startImport` and `openUpload`: the import's task and the connection xapi answered 200 on,
+ * ready for the body. On failure the task is ended and the error the caller should see thrown;
+ * a session xapi refused (expired since the task was created) gets one more attempt.
+ */
+export function openImport(
+  client: XapiClient | TransferClient,
+  o: ReturnType<typeof resolveImportOptions>
+): Promise<{ run: TransferRun; conn: Connection }> {
+  return onceMoreIfSessionRefused(o.signal, async () => {
+    const { run, target } = await startImport(client, o)
+    try {
+      return { run, conn: await openUpload(run, client, target, o.length) }
+    } catch (error) {
+      return await run.abandon(error)
+    }
+  })
 }
 
 /**

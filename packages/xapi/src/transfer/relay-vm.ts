@@ -6,12 +6,12 @@ import { readExportInPlace } from './export-in-place.js'
 import { openExport, type OpenedExport } from './export-open.js'
 import { streamBody } from './export-vm.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
-import { checkWritable, decodeVmRefs, importVm, openUpload, startImport } from './import-vm.js'
+import { checkWritable, decodeVmRefs, importVm, openImport } from './import-vm.js'
 import { resolveExportOptions, resolveImportOptions } from './options.js'
 import type { TransferProgress } from './progress.js'
 import { MAX_READ_BYTES, RING_BYTES } from './read-ring.js'
 import type { TransferRun } from './run.js'
-import { describeTarget, type Target } from './url.js'
+import { describeTarget } from './url.js'
 
 /**
  * Bytes read from the export and not yet taken by the import's socket, at most: they stay in the
@@ -88,11 +88,12 @@ export async function relayVm(
   const length = exp.run.meter.totalBytes
   let imp
   try {
-    imp = await startImport(target, resolveImportOptions({ ...importOptions, length }))
+    // The export waits meanwhile: its socket is not read until the upload can take the bytes.
+    imp = await openImport(target, resolveImportOptions({ ...importOptions, length }))
   } catch (error) {
     return await abandonExport(exp, error)
   }
-  const relay = relayInPlace(exp, imp.run, target, imp.target, eo.verify)
+  const relay = relayInPlace(exp, imp.run, imp.conn, eo.verify)
   return settle(
     imp.run.conclude(relay.importHttp).then(decodeVmRefs),
     exp.run.conclude(relay.exportHttp),
@@ -140,8 +141,7 @@ async function settle(
 function relayInPlace(
   exp: OpenedExport,
   impRun: TransferRun,
-  client: XapiClient | TransferClient,
-  target: Target,
+  up: Connection,
   verify: boolean
 ): {
   exportHttp: Promise<void>
@@ -150,35 +150,26 @@ function relayInPlace(
 } {
   const { run: expRun, conn } = exp
   let first: 'export' | 'import' | undefined
-  // Each side's failure ends the other, unless that side is already over (a success).
-  expRun.signal.addEventListener(
-    'abort',
-    () => {
-      destroyConnection(conn, !expRun.over)
-      if (expRun.over) return
-      first ??= 'export'
-      impRun.fail(expRun.signal.reason)
-    },
-    { once: true }
-  )
-  impRun.signal.addEventListener(
-    'abort',
-    () => {
-      if (impRun.over) return
-      first ??= 'import'
-      expRun.fail(impRun.signal.reason)
-    },
-    { once: true }
-  )
+  // Each side's failure ends the other, unless that side is already over (a success). The
+  // export may have failed while the upload was being opened: then at once.
+  whenAborted(expRun.signal, () => {
+    destroyConnection(conn, !expRun.over)
+    if (expRun.over) return
+    first ??= 'export'
+    impRun.fail(expRun.signal.reason)
+  })
+  whenAborted(impRun.signal, () => {
+    if (impRun.over) return
+    first ??= 'import'
+    expRun.fail(impRun.signal.reason)
+  })
   let follow!: (exported: Promise<void>) => void
   const exportHttp = new Promise<void>((resolve, reject) => {
     follow = (exported) => exported.then(resolve, reject)
-    expRun.signal.addEventListener('abort', () => reject(expRun.signal.reason), { once: true })
+    whenAborted(expRun.signal, () => reject(expRun.signal.reason))
   })
   exportHttp.catch(() => {})
-  const importHttp = openUpload(impRun, client, target, expRun.meter.totalBytes).then((up) =>
-    pump(exp, up, impRun, verify, follow)
-  )
+  const importHttp = pump(exp, up, impRun, verify, follow)
   return { exportHttp, importHttp, firstFailure: () => first }
 }
 
@@ -238,6 +229,12 @@ async function pump(
   done = true
   // Half-close: for a close-delimited body this FIN is the end of the archive.
   up.stream.end()
+}
+
+/** Calls `fn` once `signal` aborts, or now if it has. */
+function whenAborted(signal: AbortSignal, fn: () => void): void {
+  if (signal.aborted) fn()
+  else signal.addEventListener('abort', fn, { once: true })
 }
 
 /** Rejects with `signal.reason` once it aborts. */
