@@ -110,21 +110,8 @@ describe('vm-migrate', () => {
     const before = [diskHashes(poolA(sim), buildRef), diskHashes(poolA(sim), cacheRef)]
     // Every session dies after 15 calls: several times on each side during the run.
     sim.faults.expireSessionsAfter(15)
-    const result = await runScript(
-      'vm-migrate',
-      [
-        '--vm',
-        'build-01',
-        '--vm',
-        'cache-01',
-        '--method',
-        'stream',
-        '--concurrency',
-        '1',
-        '--json',
-      ],
-      { env: env(sim) }
-    )
+    const args = '--vm build-01 --vm cache-01 --method stream --concurrency 1 --json'.split(' ')
+    const result = await runScript('vm-migrate', args, { env: env(sim) })
     expect(result.code, describeRun(result)).toBe(0)
     expect(
       sim.calls.filter((c) => c.method === 'session.login_with_password').length
