@@ -3,11 +3,11 @@
  * with 3 hosts, pool B with 2). A batch migration from A to B, a verified bulk export of B into
  * ./demo-out, then a clean shutdown of a host of A, each by the real script in its own process.
  */
-import { spawn } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startSimulator } from '@xapi-ops/xapi-sim'
+import { $ } from 'zx'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const root = resolve(here, '..')
@@ -19,16 +19,15 @@ function say(...lines: string[]) {
 }
 
 /** Runs one of our scripts as an operator would, with the password in the environment. */
-function run(script: string, args: string[], env: Record<string, string>): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', resolve(here, script), ...args], {
-      stdio: 'inherit',
-      cwd: root,
-      env: { ...process.env, ...env },
-    })
-    child.on('error', reject)
-    child.on('exit', (code, signal) => resolvePromise(code ?? (signal ? 130 : 1)))
-  })
+async function run(script: string, args: string[], env: Record<string, string>): Promise<number> {
+  const result = await $({
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: 'inherit',
+    nothrow: true,
+    quiet: true,
+  })`${process.execPath} --import tsx ${resolve(here, script)} ${args}`
+  return result.exitCode ?? (result.signal ? 130 : 1)
 }
 
 const timeScale = Number(process.env.XAPI_OPS_DEMO_TIME_SCALE ?? 0.05)
@@ -37,6 +36,7 @@ say(
   `Two pools on 127.0.0.1, each host on its own port; simulated time runs ${1 / timeScale}× faster than real time.`
 )
 const sim = await startSimulator({ seed: 'demo', timeScale })
+type SimPool = NonNullable<(typeof sim.pools)[number]>
 const [poolA, poolB] = sim.pools
 if (!poolA || !poolB) throw new Error('the demo seed must have two pools')
 for (const p of sim.pools)
@@ -48,10 +48,11 @@ let interrupted = false
 const onSignal = () => {
   interrupted = true
 }
-process.once('SIGINT', onSignal)
-process.once('SIGTERM', onSignal)
+process.on('SIGINT', onSignal)
+process.on('SIGTERM', onSignal)
 
-try {
+/** The three steps; returns early after a Ctrl-C (the script that was running has cleaned up). */
+async function steps(poolA: SimPool, poolB: SimPool): Promise<void> {
   say(
     `1/3 Batch migration: VMs tagged "ci" or "dev" from ${poolA.name} to ${poolB.name}`,
     'vm-migrate plans first (SR and network maps, free space, name clashes), then copies each VM,',
@@ -69,7 +70,7 @@ try {
       XAPI_TO_PASSWORD: sim.password,
     }
   )
-  if (interrupted) throw new Error('interrupted')
+  if (interrupted) return
 
   await rm(outDir, { recursive: true, force: true })
   say(
@@ -82,7 +83,7 @@ try {
     ['--all', '--out', outDir, '--compress', 'zstd', '--concurrency', '2'],
     { XAPI_URL: poolB.masterUrl, ...auth }
   )
-  if (interrupted) throw new Error('interrupted')
+  if (interrupted) return
 
   const host = poolA.hosts[0]!
   say(
@@ -95,10 +96,18 @@ try {
     ['--host', host.name, '--clean-timeout', '30', '--deadline', '600'],
     { XAPI_URL: poolA.masterUrl, ...auth }
   )
+}
+
+try {
+  await steps(poolA, poolB)
 } finally {
   await sim.close()
 }
 
+if (interrupted) {
+  say('Interrupted: the script that was running cleaned up and stopped; the simulator is closed.')
+  process.exit(130)
+}
 const ok = Object.values(codes).every((c) => c === 0)
 say(
   ok ? 'Done.' : `Done, with failures (exit codes: ${JSON.stringify(codes)}).`,
@@ -115,4 +124,4 @@ say(
   '',
   'Point them at a real pool: see "Real pools" in README.md.'
 )
-process.exitCode = interrupted ? 130 : ok ? 0 : 1
+process.exitCode = ok ? 0 : 1
