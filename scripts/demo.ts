@@ -11,7 +11,8 @@ import { $ } from 'zx'
 
 const here = fileURLToPath(new URL('.', import.meta.url))
 const root = resolve(here, '..')
-const outDir = resolve(root, 'demo-out')
+// XAPI_OPS_DEMO_OUT: where the exports go (the tests point it at a temporary directory).
+const outDir = resolve(root, process.env.XAPI_OPS_DEMO_OUT ?? 'demo-out')
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s)
 
 function say(...lines: string[]) {
@@ -74,7 +75,7 @@ async function steps(poolA: SimPool, poolB: SimPool): Promise<void> {
 
   await rm(outDir, { recursive: true, force: true })
   say(
-    `2/3 Verified bulk export of every VM of ${poolB.name} into ./demo-out`,
+    `2/3 Verified bulk export of every VM of ${poolB.name} into ${outDir}`,
     'Running VMs are exported from a snapshot; each XVA is verified block by block while it is',
     'written, fsynced, then listed in manifest.json and SHA256SUMS.'
   )
