@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream'
-import { XapiClientError, XapiProtocolError, XapiTransportError } from '../errors.js'
+import { XapiClientError, XapiTransportError } from '../errors.js'
 import type { Ref } from '../refs.js'
 import { chunksOf } from './chunks.js'
+import { decodeVmRefs } from './import-result.js'
 import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
@@ -258,22 +259,4 @@ function toBuffer(chunk: unknown): Buffer {
 function destroySource(source: unknown): void {
   const s = source as Partial<Readable> | null
   if (typeof s?.destroy === 'function' && s.destroyed === false) s.destroy()
-}
-
-/** The task result of `/import`: an XML-RPC array of VM refs (`<value><array>…`). */
-export function decodeVmRefs(result: unknown): Ref<'VM'>[] {
-  if (Array.isArray(result) && result.every((r) => typeof r === 'string')) {
-    return result as Ref<'VM'>[]
-  }
-  if (typeof result === 'string') {
-    const refs = [
-      ...result.matchAll(/<value>(?:<string>)?\s*(OpaqueRef:[^<\s]*)\s*(?:<\/string>)?<\/value>/g),
-    ]
-    if (refs.length > 0 || /<array>\s*<data>\s*<\/data>\s*<\/array>|<data\s*\/>/.test(result)) {
-      return refs.map((m) => m[1] as Ref<'VM'>)
-    }
-  }
-  throw new XapiProtocolError(
-    `unexpected result of an import task: ${String(result).slice(0, 200)}`
-  )
 }
