@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import { xxh64 } from '@node-rs/xxhash'
-import { DiskHasher, XVA_BLOCK_SIZE } from '@xapi-ops/xapi'
+import { DiskHasher, XVA_BLOCK_SIZE } from '@xapi-ops/xapi-formats'
 import { DiskContent } from '../src/disk/content.js'
 
 const MiB = XVA_BLOCK_SIZE

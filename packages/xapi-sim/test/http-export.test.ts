@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { verifyXva } from '@xapi-ops/xapi'
+import { verifyXva } from '@xapi-ops/xapi-formats'
 import { Readable } from 'node:stream'
 import { fixture, get, newTask, taskResult } from './http-helpers.js'
 import type { Fixture } from './http-helpers.js'

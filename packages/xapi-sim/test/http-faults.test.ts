@@ -1,7 +1,7 @@
 import http from 'node:http'
 import { Readable } from 'node:stream'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { verifyXva } from '@xapi-ops/xapi'
+import { verifyXva } from '@xapi-ops/xapi-formats'
 import { startSimulator } from '../src/index.js'
 import { login, ok, waitTask } from './rpc.js'
 import { fixture, get, raw, taskResult } from './http-helpers.js'

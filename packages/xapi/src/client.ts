@@ -12,7 +12,7 @@ import {
   type ResolvedClientOptions,
 } from './options.js'
 import { normalizeRecord, type RecordOf, type XapiClass } from './records.js'
-import type { Ref } from './refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import { Session, type SessionState } from './session.js'
 import { TaskWatcher, type WatchTaskOptions } from './task-watcher.js'
 import { callAsync, createTask, type CallAsyncOptions, type TaskHandle } from './tasks.js'

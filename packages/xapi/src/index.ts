@@ -15,10 +15,10 @@ export {
   isXapiClientError,
 } from './errors.js'
 export type { CallContext, XapiClientErrorCode } from './errors.js'
-export { XAPI_ERROR_PARAMS, isKnownXapiErrorCode } from './error-codes.js'
-export type { XapiErrorCode } from './error-codes.js'
-export { NULL_REF, isNullRef } from './refs.js'
-export type { Ref } from './refs.js'
+export { XAPI_ERROR_PARAMS, isKnownXapiErrorCode } from '@xapi-ops/xapi-formats'
+export type { XapiErrorCode } from '@xapi-ops/xapi-formats'
+export { NULL_REF, isNullRef } from '@xapi-ops/xapi-formats'
+export type { Ref } from '@xapi-ops/xapi-formats'
 export {
   decodeXmlRpcValue,
   encodeXmlRpcValue,
@@ -30,6 +30,47 @@ export type * from './records.js'
 export type { TaskHandle, CallAsyncOptions } from './tasks.js'
 export type { WatchTaskOptions } from './task-watcher.js'
 export type { XapiEvent, WatchEventsOptions } from './events.js'
-export * from './xva/index.js'
+export {
+  DEFAULT_XVA_VERSION,
+  DiskHasher,
+  TAR_BLOCK,
+  TAR_END,
+  TarParser,
+  XVA_BLOCK_SIZE,
+  XvaVerifier,
+  buildOvaXml,
+  createXvaVerifier,
+  createXvaWriter,
+  isZeroBlock,
+  parseOvaXml,
+  parseTarHeader,
+  parseXmlRpcValue,
+  serializeXmlRpcValue,
+  tarHeader,
+  tarPadding,
+  verifyXva,
+  writeXva,
+  xapiDate,
+  xvaDisks,
+  zeroBlockDigest,
+} from '@xapi-ops/xapi-formats'
+export type {
+  TarEntry,
+  TarParserHandlers,
+  XmlRpcValue,
+  XvaBlockPieces,
+  XvaChecksum,
+  XvaCompression,
+  XvaDisk,
+  XvaDiskSummary,
+  XvaDiskSource,
+  XvaExportObject,
+  XvaHeader,
+  XvaObject,
+  XvaReadable,
+  XvaSummary,
+  XvaVerifierOptions,
+  XvaWriterOptions,
+} from '@xapi-ops/xapi-formats'
 export * from './transfer/index.js'
 export * from './file/index.js'

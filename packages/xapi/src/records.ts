@@ -1,4 +1,4 @@
-import type { Ref } from './refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import { parseXapiDate } from './transport/codec.js'
 
 // Record shapes with XAPI's wire field names (ocaml/idl/datamodel*.ml). Only the fields ops tooling

@@ -1,7 +1,7 @@
 import { XapiError, isXapiClientError, isXapiError } from './errors.js'
 import { pause, wireFloat } from './events.js'
 import { normalizeRecord, type TaskRecord } from './records.js'
-import type { Ref } from './refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import { decodeXmlRpcValue } from './transport/codec.js'
 
 /** What the watcher needs from the client. */

@@ -1,4 +1,4 @@
-import type { Ref } from './refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import type { TaskCaller, TaskWatcher, WatchTaskOptions } from './task-watcher.js'
 
 const CLEANUP_TIMEOUT_MS = 10_000

@@ -1,6 +1,6 @@
 import { createCipheriv } from 'node:crypto'
 import { Xxh64, xxh64 } from '@node-rs/xxhash'
-import { DiskHasher, XVA_BLOCK_SIZE, isZeroBlock, zeroBlockDigest } from '@xapi-ops/xapi'
+import { DiskHasher, XVA_BLOCK_SIZE, isZeroBlock, zeroBlockDigest } from '@xapi-ops/xapi-formats'
 
 /*
  * Simulated disk content: deterministic, cheap to produce and to recognise.

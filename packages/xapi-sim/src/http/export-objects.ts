@@ -1,4 +1,4 @@
-import type { XvaExportObject } from '@xapi-ops/xapi'
+import type { XvaExportObject } from '@xapi-ops/xapi-formats'
 import type { SimContext } from '../context.js'
 import { DiskContent } from '../disk/content.js'
 import type { SimRecord } from '../model/db.js'

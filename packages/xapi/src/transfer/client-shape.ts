@@ -1,5 +1,5 @@
 import { isXapiError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import type { AgentLike } from './http-connection.js'
 import type { TransferTask } from './run.js'
 

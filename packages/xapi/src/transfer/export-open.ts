@@ -1,5 +1,5 @@
 import { XapiTransportError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import type { XapiClient } from '../client.js'
 import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import { destroyConnection, type Connection } from './http-connection.js'

@@ -4,7 +4,7 @@ import type { Duplex, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { FileWriter, type FileWriterOptions, type FileWritten } from '../file/file-writer.js'
 import { syncDir } from '../file/sync-dir.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import type { XapiClient } from '../client.js'
 import type { TransferClient } from './client-shape.js'
 import {

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { XapiClientError, XapiTransportError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import type { TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { openExport } from './export-open.js'

@@ -1,5 +1,5 @@
 import { XapiProtocolError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 
 const EMPTY_ARRAY = /<array>\s*<data>\s*<\/data>\s*<\/array>|<data\s*\/>/
 const REF_VALUE = /<value>(?:<string>)?\s*(OpaqueRef:[^<\s]*)\s*(?:<\/string>)?<\/value>/g

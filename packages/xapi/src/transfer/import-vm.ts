@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import { XapiClientError, XapiTransportError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import { chunksOf } from './chunks.js'
 import { decodeVmRefs } from './import-result.js'
 import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'

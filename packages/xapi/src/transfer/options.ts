@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import type { TransferProgress } from './progress.js'
 
 /** @default 5 minutes: dom0 compressing long runs of zeros can send nothing for minutes. */

@@ -1,5 +1,5 @@
 import { XapiClientError, XapiTransportError, isXapiError } from '../errors.js'
-import type { Ref } from '../refs.js'
+import type { Ref } from '@xapi-ops/xapi-formats'
 import { TransferMeter, type TransferProgress } from './progress.js'
 
 /** The part of a client task handle a transfer uses (`client.createTask(label)`). */

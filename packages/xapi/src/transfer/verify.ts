@@ -1,4 +1,4 @@
-import { XvaInspector } from '../xva/inspector.js'
+import { XvaInspector } from '@xapi-ops/xapi-formats'
 
 /**
  * The in-flight XVA verifier: replays xapi's importer on the bytes as they arrive and fails

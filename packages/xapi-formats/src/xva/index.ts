@@ -16,3 +16,5 @@ export type {
 } from './writer.js'
 export { parseXapiDate, parseXmlRpcValue, serializeXmlRpcValue, xapiDate } from './xmlrpc-value.js'
 export type { XmlRpcValue } from './xmlrpc-value.js'
+export { XvaInspector } from './inspector.js'
+export type { XvaInspectorOptions } from './inspector.js'

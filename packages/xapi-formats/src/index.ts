@@ -1,0 +1,7 @@
+export { XapiError, isXapiError } from './errors.js'
+export type { CallContext, XapiErrorExtra } from './errors.js'
+export { XAPI_ERROR_PARAMS, isKnownXapiErrorCode } from './error-codes.js'
+export type { XapiErrorCode } from './error-codes.js'
+export { NULL_REF, isNullRef } from './refs.js'
+export type { Ref } from './refs.js'
+export * from './xva/index.js'
