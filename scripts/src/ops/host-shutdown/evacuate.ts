@@ -10,7 +10,8 @@ import {
   type ShutdownVmRecord,
 } from './plan.js'
 import type { VmOutcome } from './vm-shutdown.js'
-import { abortAfter, sleep, type ShutdownXapi } from './xapi.js'
+import { sleep } from '../../lib/sleep.js'
+import { abortAfter, type ShutdownXapi } from './xapi.js'
 
 /** What `--evacuate` would do. */
 export type EvacuationPlan = {

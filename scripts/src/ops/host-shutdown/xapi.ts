@@ -25,22 +25,6 @@ export function abortAfter(ms: number, reason: Error): { signal: AbortSignal; cl
   return { signal: controller.signal, clear: () => clearTimeout(timer) }
 }
 
-/** Resolves after `ms`, or rejects with `signal.reason` when it aborts first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  signal.throwIfAborted()
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal.reason)
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
 /** Reason of the run's abort when `--deadline` passes. */
 export class DeadlineError extends Error {
   override name = 'DeadlineError'

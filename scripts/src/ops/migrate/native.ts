@@ -1,7 +1,8 @@
 import type { HostSlots } from './host-slots.js'
 import type { PlannedVm } from './plan.js'
 import { isNull, type PoolInventory } from './records.js'
-import { sleep, xapiCode, type MigrateXapi } from './xapi.js'
+import { sleep } from '../../lib/sleep.js'
+import { xapiCode, type MigrateXapi } from './xapi.js'
 
 /** Everything `VM.migrate_send` needs, obtained from the destination first. */
 export type NativeRequest = {

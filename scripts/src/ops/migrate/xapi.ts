@@ -82,22 +82,6 @@ export async function loadInventory(
   }
 }
 
-/** Resolves after `ms`, or rejects with `signal.reason` when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  signal?.throwIfAborted()
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
 /** The XAPI error code of `error`, if it is one. */
 export function xapiCode(error: unknown): string | undefined {
   const e = error as { code?: unknown; params?: unknown } | null

@@ -63,19 +63,3 @@ export function backoffMs(attempt: number, baseMs = 1_000, maxMs = 30_000): numb
   const raw = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1))
   return Math.round(raw * (0.8 + Math.random() * 0.4))
 }
-
-/** Resolves after `ms`, or rejects with `signal.reason` when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal?.reason)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
