@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import yargs from 'yargs'
 import {
   addConnectionOptions,
+  addSharedTlsOptions,
   connectionOptionNames,
   normalizeFingerprint,
   resolveConnection,
@@ -81,6 +82,61 @@ describe('resolveConnection', () => {
       url: 'https://a',
       user: 'ops',
       password: 'pa',
+    })
+  })
+
+  describe('two pools (vm-migrate): shared --ca and --insecure', () => {
+    const parseTwo = (args: string[]) =>
+      addSharedTlsOptions(
+        addConnectionOptions(
+          addConnectionOptions(yargs(args).strict().fail(false).exitProcess(false), {
+            prefix: 'from',
+          }),
+          { prefix: 'to' }
+        )
+      ).parseAsync()
+    const env = {
+      XAPI_FROM_URL: 'https://a',
+      XAPI_TO_URL: 'https://b',
+      XAPI_FROM_PASSWORD: 'p',
+      XAPI_TO_PASSWORD: 'p',
+    }
+    const side = async (args: string[], prefix: string) =>
+      resolveConnection(await parseTwo(args), { env, prefix, sharedTls: true, ...io })
+
+    it("--ca is the CA of both pools, a side's own --<side>-ca wins for that side", async () => {
+      const shared = join(dir, 'shared.pem')
+      const own = join(dir, 'own.pem')
+      await writeFile(shared, 'SHARED')
+      await writeFile(own, 'OWN')
+      expect(await side(['--ca', shared], 'from')).toMatchObject({ ca: 'SHARED', insecure: false })
+      expect(await side(['--ca', shared], 'to')).toMatchObject({ ca: 'SHARED' })
+      expect(await side(['--ca', shared, '--to-ca', own], 'to')).toMatchObject({ ca: 'OWN' })
+      expect(await side(['--ca', shared, '--to-ca', own], 'from')).toMatchObject({ ca: 'SHARED' })
+      await expect(side(['--ca', join(dir, 'missing.pem')], 'to')).rejects.toThrow(
+        /cannot read --ca .*missing\.pem/
+      )
+    })
+
+    it('--insecure skips verification on both; with a pin or a CA it is a usage error', async () => {
+      expect(await side(['--insecure'], 'from')).toMatchObject({ insecure: true })
+      expect(await side(['--insecure'], 'to')).toMatchObject({ insecure: true })
+      expect(await side(['--to-insecure'], 'from')).toMatchObject({ insecure: false })
+      const pin = 'ab'.repeat(32)
+      await expect(side(['--insecure', '--to-fingerprint', pin], 'to')).rejects.toThrow(
+        new UsageError('--insecure contradicts --to-fingerprint: choose one')
+      )
+      const ca = join(dir, 'shared.pem')
+      await expect(side(['--insecure', '--ca', ca], 'from')).rejects.toThrow(
+        new UsageError('--insecure contradicts --ca: choose one')
+      )
+    })
+
+    it('without sharedTls a prefixed side ignores them (scripts with one pool have none)', async () => {
+      const argv = await parseTwo(['--insecure'])
+      await expect(resolveConnection(argv, { env, prefix: 'from', ...io })).resolves.toMatchObject({
+        insecure: false,
+      })
     })
   })
 

@@ -75,6 +75,56 @@ function describeRun(result: ScriptResult): string {
 /** Methods that change something; a failed plan must call none of them. */
 const MUTATING = /^(Async\.)?(VM|VDI|VBD|VIF|host)\.(?!get_|assert_)/
 
+describe('vm-migrate over https', () => {
+  base(
+    '--ca trusts both pools, --insecure skips both; a pin or a CA beside --insecure is exit 2',
+    async ({ signal }) => {
+      const sim = await startSimulator({ seed: 'two-pools', timeScale: 0.01, tls: true })
+      const dir = await mkdtemp(join(tmpdir(), 'vm-migrate-tls-'))
+      try {
+        const caFile = join(dir, 'ca.pem')
+        await writeFile(caFile, sim.certificate!)
+        const [srcRef] = findVm(poolA(sim), 'build-01')!
+        const before = diskHashes(poolA(sim), srcRef)
+        const run = (args: string[]) =>
+          runScript('vm-migrate', ['--vm', 'build-01', '--json', ...args], {
+            env: env(sim),
+            signal,
+          })
+
+        const copied = await run(['--method', 'stream', '--ca', caFile])
+        expect(copied.code, describeRun(copied)).toBe(0)
+        expect(resultOf(copied, 'build-01')).toMatchObject({ status: 'ok', method: 'stream' })
+        const [newRef] = findVm(poolB(sim), 'build-01')!
+        expect(diskHashes(poolB(sim), newRef)).toEqual(before)
+
+        // Planning needs both pools: a dry run is enough to show who is trusted.
+        const insecure = await run(['--dry-run', '--insecure', '--exclude', 'build-01', '--all'])
+        expect(insecure.code, describeRun(insecure)).toBe(0)
+        const ownCa = await run(['--dry-run', '--from-ca', caFile, '--to-ca', caFile])
+        expect(ownCa.code, describeRun(ownCa)).toBe(0)
+        // The source was tagged with where it went: the plan says it is done already.
+        expect(resultOf(ownCa, 'build-01')).toMatchObject({ status: 'skipped' })
+        const untrusted = await run(['--dry-run', '--from-ca', caFile])
+        expect(untrusted.code).toBe(2)
+        expect(untrusted.stderr).toMatch(/not trusted .* Pass --to-fingerprint to pin it, --to-ca/)
+        const contradiction = await run([
+          '--dry-run',
+          '--insecure',
+          '--to-fingerprint',
+          sim.fingerprint!,
+        ])
+        expect(contradiction.code).toBe(2)
+        expect(contradiction.stderr).toMatch(/--insecure contradicts --to-fingerprint/)
+        expect(pendingTasks(sim)).toEqual([])
+      } finally {
+        await sim.close()
+        await rm(dir, { recursive: true, force: true })
+      }
+    }
+  )
+})
+
 describe('vm-migrate', () => {
   test('stream: a halted VM is copied, verified, its disks equal; the source stays halted and tagged', async ({
     sim,

@@ -6,7 +6,11 @@ import {
   type CommonArgs,
 } from '../lib/common-options.js'
 import { closeXapi, connectXapi } from '../lib/connect.js'
-import { addConnectionOptions, resolveConnection } from '../lib/connection-options.js'
+import {
+  addConnectionOptions,
+  addSharedTlsOptions,
+  resolveConnection,
+} from '../lib/connection-options.js'
 import { UsageError } from '../lib/errors.js'
 import type { ScriptCommand } from '../lib/run-command.js'
 import { addSelectorOptions, type SelectorArgs } from '../lib/selectors.js'
@@ -38,12 +42,14 @@ export const vmMigrateCommand: ScriptCommand<VmMigrateArgs, MigrateEvent> = {
     'Migrate VMs from one pool to another: plan first, native (migrate_send) or stream (export piped into import), verified, resumable.',
   builder: (yargs) =>
     addSelectorOptions(
-      addConnectionOptions(
+      addSharedTlsOptions(
         addConnectionOptions(
-          addCommonOptions(yargs, { concurrency: 2, concurrencyHelp: 'VMs migrated at once' }),
-          { prefix: 'from', title: 'Source pool' }
-        ),
-        { prefix: 'to', title: 'Destination pool' }
+          addConnectionOptions(
+            addCommonOptions(yargs, { concurrency: 2, concurrencyHelp: 'VMs migrated at once' }),
+            { prefix: 'from', title: 'Source pool' }
+          ),
+          { prefix: 'to', title: 'Destination pool' }
+        )
       )
     )
       .option('sr', {
@@ -103,11 +109,25 @@ export const vmMigrateCommand: ScriptCommand<VmMigrateArgs, MigrateEvent> = {
     const dryRun = argv['dry-run']
     // Every call and transfer of every VM listens to the run's signal.
     setMaxListeners(0, signal)
-    const from = await resolveConnection(argv, { prefix: 'from', env, stdin, stderr, signal })
-    const to = await resolveConnection(argv, { prefix: 'to', env, stdin, stderr, signal })
-    const sourceClient = await connectXapi(from, { readOnly: dryRun, signal })
+    const from = await resolveConnection(argv, {
+      prefix: 'from',
+      sharedTls: true,
+      env,
+      stdin,
+      stderr,
+      signal,
+    })
+    const to = await resolveConnection(argv, {
+      prefix: 'to',
+      sharedTls: true,
+      env,
+      stdin,
+      stderr,
+      signal,
+    })
+    const sourceClient = await connectXapi(from, { readOnly: dryRun, signal, prefix: 'from' })
     try {
-      const destClient = await connectXapi(to, { readOnly: dryRun, signal })
+      const destClient = await connectXapi(to, { readOnly: dryRun, signal, prefix: 'to' })
       try {
         const source = adaptClient(sourceClient)
         const dest = adaptClient(destClient)

@@ -98,6 +98,26 @@ export function addConnectionOptions<T>(
     }) as unknown as Argv<T>
 }
 
+/**
+ * Adds `--ca` and `--insecure` for every pool of a script that talks to several (vm-migrate):
+ * each side's own `--<prefix>-ca` / `--<prefix>-insecure` still wins for that side.
+ */
+export function addSharedTlsOptions<T>(argv: Argv<T>, title = 'Both pools'): Argv<T> {
+  const group = `${title}:`
+  return argv
+    .option('ca', {
+      type: 'string',
+      group,
+      describe: 'PEM file of the CA to trust for https, for every pool without its own CA',
+    })
+    .option('insecure', {
+      type: 'boolean',
+      default: false,
+      group,
+      describe: 'do not verify the TLS certificates of any pool (test pools only)',
+    }) as unknown as Argv<T>
+}
+
 /** Resolved, validated connection settings; `password` must never be printed. */
 export type ConnectionSettings = {
   readonly url: string
@@ -120,6 +140,8 @@ export type ResolveConnectionContext = {
   readonly stderr: NodeJS.WritableStream
   /** Fall back to the dom0 socket when no URL is given. @default prefix === undefined */
   readonly localSocketDefault?: boolean
+  /** With a prefix: also read the shared `--ca` / `--insecure` ({@link addSharedTlsOptions}). */
+  readonly sharedTls?: boolean
   readonly signal?: AbortSignal
 }
 
@@ -153,18 +175,29 @@ export async function resolveConnection(
   }
   validateUrl(url, `--${n.url}`)
   const user = stringArg(argv, n.user) ?? nonEmpty(env[n.envUser]) ?? 'root'
-  const insecure = argv[n.insecure] === true
   const fingerprint = normalizeFingerprint(stringArg(argv, n.fingerprint), `--${n.fingerprint}`)
-  const caFile = stringArg(argv, n.ca)
-  if (insecure && (fingerprint !== undefined || caFile !== undefined)) {
-    throw new UsageError(`--${n.insecure} contradicts --${n.ca}/--${n.fingerprint}: choose one`)
+  // The side's own --<prefix>-ca wins over the shared --ca; either --insecure applies.
+  const shared = context.sharedTls === true && context.prefix !== undefined
+  const ownCa = stringArg(argv, n.ca)
+  const caOption = ownCa !== undefined || !shared ? n.ca : 'ca'
+  const caFile = ownCa ?? (shared ? stringArg(argv, 'ca') : undefined)
+  const insecureOption =
+    argv[n.insecure] === true
+      ? n.insecure
+      : shared && argv.insecure === true
+        ? 'insecure'
+        : undefined
+  const insecure = insecureOption !== undefined
+  if (insecureOption !== undefined && (fingerprint !== undefined || caFile !== undefined)) {
+    const trust = fingerprint !== undefined ? n.fingerprint : caOption
+    throw new UsageError(`--${insecureOption} contradicts --${trust}: choose one`)
   }
   let ca: string | undefined
   if (caFile !== undefined) {
     try {
       ca = await readFile(caFile, { encoding: 'utf8', signal: context.signal })
     } catch (error) {
-      throw new UsageError(`cannot read --${n.ca} ${caFile}: ${(error as Error).message}`, {
+      throw new UsageError(`cannot read --${caOption} ${caFile}: ${(error as Error).message}`, {
         cause: error,
       })
     }
