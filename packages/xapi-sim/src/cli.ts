@@ -127,7 +127,10 @@ process.stdout.write(
 )
 for (const p of sim.pools) {
   console.error(`xapi-sim: pool ${p.name}: master ${p.masterUrl}`)
-  for (const h of p.hosts) console.error(`xapi-sim:   host ${h.name} ${h.url}`)
+  for (const h of p.hosts) {
+    const cert = h.fingerprint ? ` (certificate ${h.fingerprint})` : ''
+    console.error(`xapi-sim:   host ${h.name} ${h.url}${cert}`)
+  }
 }
 if (argv.socket) console.error(`xapi-sim: unix socket ${argv.socket}`)
 console.error(`xapi-sim: user ${sim.user}; time scale ${argv['time-scale']}; Ctrl-C to stop`)

@@ -62,13 +62,14 @@ function send(
  */
 function thumbprintHeaders(
   state: SimState,
+  host: HostRuntime,
   req: IncomingMessage,
   outcome: Outcome
 ): Record<string, string> {
   const asked = req.headers['x-xenapi-request-host-certificate-thumbprint']
-  if (!asked || outcome.ok || outcome.description[0] !== 'HOST_IS_SLAVE' || !state.fingerprint)
-    return {}
-  return { 'x-xenapi-response-host-certificate-thumbprint': state.fingerprint }
+  const master = state.masterOf(host.pool).certificate?.fingerprint
+  if (!asked || outcome.ok || outcome.description[0] !== 'HOST_IS_SLAVE' || !master) return {}
+  return { 'x-xenapi-response-host-certificate-thumbprint': master }
 }
 
 async function handleRpc(
@@ -95,7 +96,7 @@ async function handleRpc(
     }
     if (state.faults.shouldDrop(rpc.method)) return void req.socket.destroy()
     const outcome = await dispatch(state, host, rpc.method, rpc.params, 'json-rpc', { local })
-    const extra = thumbprintHeaders(state, req, outcome)
+    const extra = thumbprintHeaders(state, host, req, outcome)
     return send(res, 200, 'application/json', jsonRpcResponse(rpc, outcome), {
       ...RPC_HEADERS,
       ...extra,
@@ -124,7 +125,10 @@ async function handleRpc(
     : call.method === 'system.listMethods'
       ? xmlRpcBare(outcome.value)
       : xmlRpcSuccess(outcome.value)
-  send(res, 200, 'text/xml', answer, { ...RPC_HEADERS, ...thumbprintHeaders(state, req, outcome) })
+  send(res, 200, 'text/xml', answer, {
+    ...RPC_HEADERS,
+    ...thumbprintHeaders(state, host, req, outcome),
+  })
 }
 
 /**

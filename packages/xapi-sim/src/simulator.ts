@@ -8,7 +8,7 @@ import { buildPool } from './seed/build.js'
 import { validateSeed, type SeedData } from './seed/schema.js'
 import { listenHost, listenUnix, serveHost } from './server.js'
 import { SimState, type SimCall } from './state.js'
-import { makeSelfSignedCertificate } from './tls.js'
+import { makeHostCertificate, makeSelfSignedCertificate } from './tls.js'
 
 /** The default password of the simulated `root` account. */
 export const DEFAULT_PASSWORD = 'xapi-sim-demo'
@@ -18,7 +18,10 @@ export type SimulatorOptions = {
   seed?: BuiltinSeed | SeedData | string
   /** Scale of simulated delays: 1 = real time, 0.01 = 100× faster. @default 1 */
   timeScale?: number
-  /** Serve HTTPS with a self-signed certificate made at start. @default false */
+  /**
+   * Serve HTTPS: the simulator makes a CA-capable self-signed certificate at start, served by the
+   * first host of each pool, and signs one certificate per other host with it. @default false
+   */
   tls?: boolean
   /** First port: hosts take port, port+1, …; 0 = any free port for each. @default 0 */
   port?: number
@@ -34,13 +37,18 @@ export type Simulator = {
   pools: {
     name: string
     masterUrl: string
-    hosts: { name: string; url: string; uuid: string; ref: string }[]
+    /** `fingerprint`: the SHA-256 fingerprint of the host's own certificate, with `tls`. */
+    hosts: { name: string; url: string; uuid: string; ref: string; fingerprint?: string }[]
   }[]
   user: string
   password: string
-  /** SHA-256 fingerprint of the TLS certificate (`AA:BB:…`), with `tls`. */
+  /**
+   * SHA-256 fingerprint (`AA:BB:…`) of the simulator's certificate, with `tls`: the first host of
+   * each pool serves it, the others their own (see `hosts[].fingerprint`), as xapi gives every
+   * host its own self-signed certificate.
+   */
   fingerprint?: string
-  /** The certificate (PEM), with `tls`. */
+  /** The simulator's certificate (PEM), with `tls`; a CA that signed every host's. */
   certificate?: string
   /** Every pool's objects: `db.pool(name)`, `db.find('VM', pred)`, `db.get(ref)`. */
   db: SimDb
@@ -129,7 +137,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       state.pools.push(pool)
       state.db.pools.set(pool.name, pool.db)
       for (const host of pool.hosts) {
-        const l = await listenHost(state, host, { port: basePort === 0 ? 0 : nextPort++, tls })
+        // As xapi, each host has its own certificate; the first of a pool serves the simulator's.
+        const hostTls =
+          tls && host !== pool.hosts[0] ? await makeHostCertificate(tls, host.name) : tls
+        if (hostTls) host.certificate = { cert: hostTls.cert, fingerprint: hostTls.fingerprint }
+        const l = await listenHost(state, host, {
+          port: basePort === 0 ? 0 : nextPort++,
+          tls: hostTls,
+        })
         closers.push(l.close)
         host.port = l.port
         host.url = `${state.scheme}://127.0.0.1:${l.port}`
@@ -150,7 +165,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     get masterUrl() {
       return state.masterOf(p).url
     },
-    hosts: p.hosts.map((h) => ({ name: h.name, url: h.url, uuid: h.uuid, ref: h.ref })),
+    hosts: p.hosts.map((h) => ({
+      name: h.name,
+      url: h.url,
+      uuid: h.uuid,
+      ref: h.ref,
+      ...(h.certificate && { fingerprint: h.certificate.fingerprint }),
+    })),
   }))
   return {
     pools,

@@ -13,6 +13,8 @@ export type HostRuntime = {
   url: string
   port: number
   pool: PoolRuntime
+  /** The host's TLS certificate (PEM) and its SHA-256 fingerprint, with TLS. */
+  certificate?: { cert: string; fingerprint: string }
 }
 
 /** One simulated pool. */
@@ -66,7 +68,7 @@ export class SimState {
   readonly user: string
   readonly password: string
   readonly scheme: 'http' | 'https'
-  /** SHA-256 fingerprint of the TLS certificate (all hosts share it). */
+  /** SHA-256 fingerprint of the simulator's certificate: the first host of each pool serves it. */
   fingerprint?: string
   /** Set right after construction (the faults need the state). */
   faults!: SimFaults

@@ -17,6 +17,7 @@ import { Session, type SessionState } from './session.js'
 import { TaskWatcher, type WatchTaskOptions } from './task-watcher.js'
 import { callAsync, createTask, type CallAsyncOptions, type TaskHandle } from './tasks.js'
 import { AgentPool } from './transport/http-agent.js'
+import { poolCertificateFingerprints } from './transport/pool-certificates.js'
 import { RpcChannel } from './transport/rpc.js'
 
 /** Per-call options of `callWith`. */
@@ -43,6 +44,8 @@ export class XapiClient {
   readonly #limiter: Limiter
   readonly #tasks: TaskWatcher
   #closing: Promise<void> | undefined
+  /** A pool-certificate lookup in flight (see trustPoolCertificates). */
+  #learning: Promise<boolean> | undefined
   /** Ends long polls (event.from) when the client closes. */
   readonly #closed = new AbortController()
 
@@ -216,6 +219,21 @@ export class XapiClient {
   /** The session ref, logging in if needed. For transfer code only: never print it. */
   sessionRef(signal?: AbortSignal): Promise<string> {
     return this.#session.ref(signal)
+  }
+
+  /**
+   * With a pinned `fingerprint`: learns the certificates of the pool's hosts from the master
+   * (whose certificate matched the pin), so that a transfer redirected to a member with its own
+   * self-signed certificate stays verified. Resolves with whether a new one was learnt; without
+   * a pin, or over http or the dom0 socket, does nothing. Transfers call it on a pin mismatch.
+   */
+  trustPoolCertificates(signal?: AbortSignal): Promise<boolean> {
+    if (this.options.fingerprint === undefined || this.#session.base.protocol !== 'https:')
+      return Promise.resolve(false)
+    this.#learning ??= poolCertificateFingerprints(this, signal)
+      .then((fps) => this.#agents.trustPoolCertificates(fps) > 0)
+      .finally(() => (this.#learning = undefined))
+    return this.#learning
   }
 
   /** The current master base URL (no credentials; `unix:/path` for the local socket). */

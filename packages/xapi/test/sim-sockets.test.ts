@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -53,14 +54,31 @@ describe('simulator over TLS', () => {
         code: 'XAPI_CLIENT_TLS_PIN_MISMATCH',
       })
       expect(sim.calls).toHaveLength(0)
-      // Pinned, starting on a supporter: HOST_IS_SLAVE moves the client, the pin still applies.
+      // Each host has its own certificate: the master's pin does not cover a supporter.
+      const supporter = pool.hosts[1]!
+      expect(supporter.fingerprint).toBeDefined()
+      expect(supporter.fingerprint).not.toBe(sim.fingerprint)
+      await expect(
+        connect({ ...opts, url: supporter.url, fingerprint: sim.fingerprint! })
+      ).rejects.toMatchObject({ code: 'XAPI_CLIENT_TLS_PIN_MISMATCH' })
+      // Pinned on a supporter: HOST_IS_SLAVE moves the client to the master, whose thumbprint
+      // the pinned supporter vouched for.
       await using xapi = await connect({
         ...opts,
-        url: pool.hosts[1]!.url,
-        fingerprint: sim.fingerprint!,
+        url: supporter.url,
+        fingerprint: supporter.fingerprint!,
       })
       expect(xapi.url).toBe(pool.masterUrl)
       expect(await xapi.call('pool.get_all')).toHaveLength(1)
+      // The master reports every host's certificate (host.get_server_certificate): learnt once.
+      const pems = await Promise.all(
+        pool.hosts.map((h) => xapi.call<string>('host.get_server_certificate', h.ref))
+      )
+      expect(pems.map((pem) => new X509Certificate(pem).fingerprint256)).toEqual(
+        pool.hosts.map((h) => h.fingerprint)
+      )
+      expect(await xapi.trustPoolCertificates()).toBe(true)
+      expect(await xapi.trustPoolCertificates()).toBe(false)
     } finally {
       await sim.close()
     }

@@ -186,6 +186,15 @@ defineMethod('host.get_server_localtime', {
   arity: [1],
   run: (ctx, [h]) => ctx.db.require('host', h) && new Date(),
 })
+// xapi: the PEM of the host's API server certificate (/etc/xensource/xapi-ssl.pem). Clients
+// that pinned the master learn the members' certificates from it. Without TLS here: ''.
+defineMethod('host.get_server_certificate', {
+  arity: [1],
+  run(ctx, [h]) {
+    ctx.db.require('host', h)
+    return ctx.pool.hosts.find((x) => x.ref === h)?.certificate?.cert ?? ''
+  },
+})
 defineMethod('host.get_management_interface', {
   arity: [1],
   run(ctx, [h]) {

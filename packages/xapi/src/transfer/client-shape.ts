@@ -19,6 +19,20 @@ export type TransferClient = {
    * Without it such a task is left pending until xapi's own garbage collection.
    */
   call?(method: string, ...params: unknown[]): Promise<unknown>
+  /**
+   * With a pin: learns the pool members' certificates from the master (see
+   * `XapiClient.trustPoolCertificates`); a transfer calls it when a redirect lands on a host
+   * whose certificate does not match the pin.
+   */
+  trustPoolCertificates?(signal?: AbortSignal): Promise<boolean>
+}
+
+/** `onPinMismatch` for `openRequest`, when the client can learn the pool's certificates. */
+export function pinRelearner(
+  client: TransferClient
+): ((signal: AbortSignal) => Promise<boolean>) | undefined {
+  const trust = client.trustPoolCertificates
+  return typeof trust === 'function' ? (signal) => trust.call(client, signal) : undefined
 }
 
 /** Ends a task nobody took over: `failure` with the error as `error_info`, or `cancelled`. */

@@ -1,7 +1,7 @@
 import { XapiTransportError } from '../errors.js'
 import type { Ref } from '@xapi-ops/xapi-formats'
 import type { XapiClient } from '../client.js'
-import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
+import { pinRelearner, unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import { destroyConnection, type Connection } from './http-connection.js'
 import type { resolveExportOptions } from './options.js'
 import { openRequest } from './request.js'
@@ -71,6 +71,7 @@ async function openExportOnce(
   try {
     const opened = await openRequest((u) => client.agentFor(u), 'GET', target, {}, run.signal, {
       directReads: options.directReads,
+      onPinMismatch: pinRelearner(client),
     })
     run.markAnswered(opened.head.status)
     const { conn } = opened

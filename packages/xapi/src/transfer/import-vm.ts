@@ -3,7 +3,7 @@ import { XapiClientError, XapiTransportError } from '../errors.js'
 import type { Ref } from '@xapi-ops/xapi-formats'
 import { chunksOf } from './chunks.js'
 import { decodeVmRefs } from './import-result.js'
-import { unclaimedTaskEnder, type TransferClient } from './client-shape.js'
+import { pinRelearner, unclaimedTaskEnder, type TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { destroyConnection, wrapSocketError, type Connection } from './http-connection.js'
 import { resolveImportOptions, type ImportVmOptions } from './options.js'
@@ -115,7 +115,8 @@ export async function openUpload(
     'PUT',
     target,
     headers,
-    run.signal
+    run.signal,
+    { onPinMismatch: pinRelearner(client) }
   )
   run.markAnswered(head.status)
   run.signal.addEventListener('abort', () => destroyConnection(conn, !run.over), {

@@ -26,12 +26,29 @@ export async function openRequest(
   target: Target,
   headers: Record<string, string>,
   signal: AbortSignal,
-  options: { directReads?: boolean } = {}
+  options: {
+    directReads?: boolean
+    /**
+     * Called once when a host's certificate does not match the pin (a pool member with its own
+     * certificate): resolves true when the pins changed, and the host is dialled again.
+     */
+    onPinMismatch?: ((signal: AbortSignal) => Promise<boolean>) | undefined
+  } = {}
 ): Promise<{ conn: Connection; head: ResponseHead }> {
   let current = target
+  let relearnt = false
   for (let hop = 0; ; hop++) {
     const agent = current.base.protocol === 'unix:' ? undefined : agentFor(current.base)
-    const conn = await openConnection(current, agent, signal, options)
+    let conn: Connection
+    try {
+      conn = await openConnection(current, agent, signal, options)
+    } catch (error) {
+      const { onPinMismatch } = options
+      if (relearnt || !onPinMismatch || !isPinMismatch(error)) throw error
+      relearnt = true
+      if (!(await onPinMismatch(signal).catch(() => false))) throw error
+      conn = await openConnection(current, agent, signal, options)
+    }
     let head: ResponseHead
     try {
       writeRequestHead(conn, method, headers)
@@ -44,6 +61,10 @@ export async function openRequest(
     destroyConnection(conn)
     current = redirectTarget(current, head, hop)
   }
+}
+
+function isPinMismatch(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === XAPI_CLIENT_ERROR_CODES.TLS_PIN_MISMATCH
 }
 
 function redirectTarget(from: Target, head: ResponseHead, hop: number): Target {

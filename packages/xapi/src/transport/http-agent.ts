@@ -32,6 +32,8 @@ export class AgentPool {
   readonly #unix = new Map<string, http.Agent>()
   /** Extra pins for named hosts, learnt from an already verified host (see pinHost). */
   readonly #hostPins = new Map<string, string>()
+  /** Certificates of the pool's hosts, vouched for by a master that matched the pin. */
+  readonly #poolPins = new Set<string>()
 
   constructor(policy: TlsPolicy) {
     this.#policy = policy
@@ -46,11 +48,21 @@ export class AgentPool {
     this.#hostPins.set(hostKey(url.hostname, url.port || 443), fingerprint)
   }
 
+  /**
+   * Also accepts these fingerprints on any host: the certificates of the pool's members as the
+   * pinned master reports them. Returns how many were new.
+   */
+  trustPoolCertificates(fingerprints: Iterable<string>): number {
+    const before = this.#poolPins.size
+    for (const fp of fingerprints) this.#poolPins.add(fp.toUpperCase())
+    return this.#poolPins.size - before
+  }
+
   /** The agent for `url` (`https:`, `http:` or `unix:/socket/path`). */
   agentFor(url: URL): http.Agent | https.Agent {
     switch (url.protocol) {
       case 'https:':
-        return (this.#https ??= createTlsAgent(this.#policy, this.#hostPins))
+        return (this.#https ??= createTlsAgent(this.#policy, this.#hostPins, this.#poolPins))
       case 'http:':
         return (this.#http ??= new http.Agent(KEEP_ALIVE))
       case 'unix:': {
@@ -83,7 +95,11 @@ function hostKey(host: string, port: string | number): string {
   return `${host.replace(/^\[|\]$/g, '')}:${port}`
 }
 
-function createTlsAgent(policy: TlsPolicy, hostPins: ReadonlyMap<string, string>): https.Agent {
+function createTlsAgent(
+  policy: TlsPolicy,
+  hostPins: ReadonlyMap<string, string>,
+  poolPins: ReadonlySet<string>
+): https.Agent {
   // Verification is done by hand on `secureConnect` (synchronously, before any request byte is
   // flushed) so that a pin can accept a self-signed certificate and refusals can name the
   // fingerprint the server presented. No TLS session cache: every connection is fully verified.
@@ -100,7 +116,7 @@ function createTlsAgent(policy: TlsPolicy, hostPins: ReadonlyMap<string, string>
   agent.createConnection = ((options: tls.ConnectionOptions, callback?: never) => {
     const socket = create(options, callback)
     socket.once('secureConnect', () => {
-      const err = verifyPeer(socket, policy, hostPins, options)
+      const err = verifyPeer(socket, policy, hostPins, poolPins, options)
       if (err) socket.destroy(err)
     })
     return socket
@@ -112,6 +128,7 @@ function verifyPeer(
   socket: tls.TLSSocket,
   policy: TlsPolicy,
   hostPins: ReadonlyMap<string, string>,
+  poolPins: ReadonlySet<string>,
   options: tls.ConnectionOptions
 ): XapiTlsError | undefined {
   const where = hostKey(options.host ?? options.servername ?? '?', options.port ?? 443)
@@ -119,7 +136,10 @@ function verifyPeer(
   const actual = cert?.fingerprint256 || undefined
   if (policy.fingerprint !== undefined) {
     const hostPin = hostPins.get(where)
-    if (actual !== undefined && (actual === policy.fingerprint || actual === hostPin))
+    if (
+      actual !== undefined &&
+      (actual === policy.fingerprint || actual === hostPin || poolPins.has(actual))
+    )
       return undefined
     const expected = hostPin ? `${policy.fingerprint} or ${hostPin}` : policy.fingerprint
     return new XapiTlsError(
