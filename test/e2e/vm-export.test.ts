@@ -179,6 +179,35 @@ describe('vm-export', () => {
     expect(again.results[0]).toMatchObject({ status: 'skipped', sha256: r.results[0]!.sha256 })
   })
 
+  test('--compress zstd from a host without zstd: compressed here instead, with a warning', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    sim.faults.transfer.withoutZstd()
+    const r = await exportVms(sim, ['--vm', 'build-01', '--out', dir, '--compress', 'zstd'], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.results[0]).toMatchObject({ status: 'ok' })
+    expect(r.results[0]).not.toHaveProperty('compressedOn')
+    const file = r.results[0]!.file as string
+    expect(file.endsWith('.xva.zst')).toBe(true)
+    const summary = await verifyFile(file)
+    expect(summary.compression).toBe('zstd')
+    expect(summary.disks.map((d) => d.hash)).toEqual(
+      diskHashes(pool(sim), findVm(pool(sim), 'build-01')[0])
+    )
+    expect((await readManifest(dir)).vms[0]).toMatchObject({
+      compression: 'zstd',
+      compressedOn: 'client',
+    })
+    expect(r.stderr).toMatch(
+      /build-01: the host does not compress with zstd; compressing on this machine/
+    )
+    expect(r.events.filter((e) => e.kind === 'export-retry')).toEqual([])
+    await sha256sumCheck(dir)
+    expect(await strayFiles(dir)).toEqual([])
+  })
+
   test('--compress-on client without --compress zstd is a usage error (exit 2)', async ({
     sim,
     dir,

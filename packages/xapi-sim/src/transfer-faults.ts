@@ -33,6 +33,7 @@ export class TransferFaults {
   #redirects: Redirect[] = []
   #throttle: { bytesPerSec: number; on: On } | undefined
   #slowReader: number | undefined
+  #noZstd = false
 
   /** Closes the connection after `n` body bytes (next transfer only, unless `always`). */
   dropAfterBytes(n: number, opts: { always?: boolean; on?: On } = {}): void {
@@ -78,7 +79,21 @@ export class TransferFaults {
     this.#redirects.push({ to: opts.to, times: opts.times ?? Infinity, on: opts.on ?? 'both' })
   }
 
+  /**
+   * Exports behave as an xapi release without zstd: `use_compression=zstd` reads as none, so the
+   * archive comes uncompressed (null or false: zstd again).
+   */
+  withoutZstd(on: boolean | null = true): void {
+    this.#noZstd = on === true
+  }
+
+  /** @internal Whether `use_compression=zstd` is unknown (see withoutZstd). */
+  get ignoresZstd(): boolean {
+    return this.#noZstd
+  }
+
   clear(): void {
+    this.#noZstd = false
     this.#drops = []
     this.#stalls = []
     this.#corrupt = []

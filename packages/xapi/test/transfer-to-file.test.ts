@@ -138,6 +138,25 @@ describe('exportVmToFile', () => {
     expect(sim.calls.slice(calls).map((c) => c.method)).not.toContain('task.create')
   })
 
+  it('a host without zstd sends the archive raw: refused at its first bytes, no file', async ({
+    sim,
+    src,
+    dir,
+  }) => {
+    sim.faults.transfer.withoutZstd()
+    const file = join(dir, 'h.xva.zst')
+    await expect(
+      exportVmToFile(src, vmRef(sim, 'halted'), file, { compression: 'zstd' })
+    ).rejects.toMatchObject({
+      code: 'XAPI_CLIENT_COMPRESSION_MISMATCH',
+      message: expect.stringMatching(/asked for a zstd archive .* sent an uncompressed archive/),
+    })
+    await expectNothingLeft(sim, dir)
+    // gzip is asked as use_compression=true, which every release reads as gzip.
+    await exportVmToFile(src, vmRef(sim, 'halted'), join(dir, 'h.xva.gz'), { compression: 'gzip' })
+    expect((await verifyXva(createReadStream(join(dir, 'h.xva.gz')))).compression).toBe('gzip')
+  })
+
   it('the task error for a running VM; no file', async ({ sim, src, dir }) => {
     await expect(
       exportVmToFile(src, vmRef(sim, 'running'), join(dir, 'r.xva'))

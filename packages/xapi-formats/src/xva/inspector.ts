@@ -16,6 +16,11 @@ export type XvaInspectorOptions = Omit<XvaVerifierOptions, 'signal'> & {
    * asynchronously). Called once; `write` and `end` then throw it too.
    */
   onError?: (error: Error) => void
+  /**
+   * Called once the compression is known (from the first bytes, before anything is
+   * decompressed); what it throws fails the inspection, e.g. when it is not the one asked for.
+   */
+  onCompression?: (compression: XvaCompression) => void
 }
 
 /**
@@ -27,6 +32,7 @@ export type XvaInspectorOptions = Omit<XvaVerifierOptions, 'signal'> & {
 export class XvaInspector {
   readonly #importer: XvaImporter
   readonly #onError: ((error: Error) => void) | undefined
+  readonly #onCompression: ((compression: XvaCompression) => void) | undefined
   #sniff: Buffer[] = []
   #sniffLen = 0
   #mode: XvaCompression | undefined
@@ -37,6 +43,7 @@ export class XvaInspector {
 
   constructor(opts: XvaInspectorOptions = {}) {
     this.#onError = opts.onError
+    this.#onCompression = opts.onCompression
     this.#importer = new XvaImporter({
       force: opts.force ?? false,
       metadataOnly: opts.metadataOnly ?? false,
@@ -155,6 +162,7 @@ export class XvaInspector {
     else if (head.length < TAR_BLOCK) throw new XapiError('IMPORT_ERROR_PREMATURE_EOF', [])
     else
       throw new XapiError('IMPORT_ERROR', ['Invalid XVA file: neither a tar archive nor gzip/zstd'])
+    this.#onCompression?.(this.#mode)
     if (this.#mode !== 'none') {
       const z: Transform = this.#mode === 'gzip' ? createGunzip() : new DecompressStream()
       z.on('data', (c: Buffer) => {

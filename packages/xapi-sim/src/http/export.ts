@@ -10,8 +10,9 @@ import { SERVER, describeError, send500, writeRawHead } from './request.js'
 import type { HttpArgs } from './request.js'
 import { progressUpdater, startTransfer } from './transfer-task.js'
 
-function compressionOf(v: string | undefined): XvaCompression {
-  return v === 'true' || v === 'gzip' ? 'gzip' : v === 'zstd' ? 'zstd' : 'none'
+/** xapi: `true`/`gzip` → gzip, `zstd` → zstd (releases that know it), anything else → none. */
+function compressionOf(v: string | undefined, knowsZstd: boolean): XvaCompression {
+  return v === 'true' || v === 'gzip' ? 'gzip' : v === 'zstd' && knowsZstd ? 'zstd' : 'none'
 }
 
 /** `ref`, else `uuid`, else 500 (xapi: no VM given). */
@@ -75,7 +76,10 @@ export async function handleExport(
   try {
     const vmRef = resolveVm(ctx, args)
     const preserve = args.param('preserve_power_state') === 'true'
-    const compression = compressionOf(args.param('use_compression'))
+    const compression = compressionOf(
+      args.param('use_compression'),
+      !transferFaultsOf(ctx.faults).ignoresZstd
+    )
     await ctx.vm.withOperation(vmRef, 'export', taskRef, async () => {
       const exp = collectVmExport(ctx, vmRef, { preservePowerState: preserve })
       const plan = transferFaultsOf(ctx.faults).plan('export')

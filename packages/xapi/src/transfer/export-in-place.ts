@@ -1,4 +1,5 @@
 import { XapiTransportError } from '../errors.js'
+import type { XvaCompression } from '@xapi-ops/xapi-formats'
 import type { OpenedExport } from './export-open.js'
 import { destroyConnection, wrapSocketError } from './http-connection.js'
 import { describeTarget } from './url.js'
@@ -29,7 +30,13 @@ export type ExportFlow = {
  */
 export function readExportInPlace(
   exp: OpenedExport,
-  options: { verify: boolean; metadataOnly: boolean; compressed: boolean },
+  options: {
+    verify: boolean
+    metadataOnly: boolean
+    compressed: boolean
+    /** Fail at the first bytes unless the archive has this compression. */
+    expectCompression?: XvaCompression | undefined
+  },
   consumer: InPlaceConsumer
 ): Promise<void> {
   const { run, conn } = exp
@@ -38,7 +45,11 @@ export function readExportInPlace(
   const raw = conn.raw
   const expected = run.meter.totalBytes
   const verifier = options.verify
-    ? createInFlightVerifier({ metadataOnly: options.metadataOnly, onError: (e) => run.fail(e) })
+    ? createInFlightVerifier({
+        metadataOnly: options.metadataOnly,
+        onError: (e) => run.fail(e),
+        expectCompression: options.expectCompression,
+      })
     : undefined
   if (verifier) run.meter.setFractionSource(() => verifiedFraction(verifier))
   // A decompressor keeps what it is given until it gets to it: give it copies.

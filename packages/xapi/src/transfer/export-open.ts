@@ -10,6 +10,12 @@ import { onceMoreIfSessionRefused } from './session-refused.js'
 import { actionTarget, describeTarget } from './url.js'
 
 /** An export whose response head said 200: the body is next on `conn`. */
+/**
+ * `use_compression` as every xapi reads it: `true` is gzip since the beginning (`gzip` came
+ * later), `zstd` where supported (else none: the in-flight verifier then says so).
+ */
+const USE_COMPRESSION = { none: 'false', gzip: 'true', zstd: 'zstd' } as const
+
 export type OpenedExport = {
   readonly run: TransferRun
   readonly conn: Connection
@@ -51,7 +57,7 @@ async function openExportOnce(
       session_id: await client.sessionRef(o.signal),
       task_id: task.ref,
       ref: vm,
-      use_compression: full ? (o.compression === 'none' ? 'false' : o.compression) : undefined,
+      use_compression: full ? USE_COMPRESSION[o.compression] : undefined,
       preserve_power_state: full ? String(o.preservePowerState) : undefined,
     })
   } catch (error) {

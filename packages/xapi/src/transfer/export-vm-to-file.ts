@@ -17,6 +17,7 @@ import { readExportInPlace } from './export-in-place.js'
 import { streamBody } from './export-vm.js'
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import type { TransferRun } from './run.js'
+import { askedCompression } from './verify.js'
 
 /** Options of {@link exportVmToFile}: those of `exportVm` and of `FileWriter`, and where to compress. */
 export type ExportVmToFileOptions<Hash extends boolean = false> = ExportVmOptions &
@@ -88,7 +89,11 @@ async function readStream(
   compressor: Duplex | undefined
 ) {
   const { run, conn, chunked } = opened
-  const { body, done } = streamBody(run, conn, { ...o, chunked })
+  const { body, done } = streamBody(run, conn, {
+    ...o,
+    chunked,
+    expectCompression: askedCompression(o),
+  })
   if (!compressor) return void (await Promise.all([done, copy(body, writer, run)]))
   // Its error is the one to report, not the body's destruction that follows.
   compressor.once('error', (error) => run.fail(error))
@@ -129,7 +134,12 @@ function readInPlace(
   const { run } = opened
   return readExportInPlace(
     opened,
-    { verify: o.verify, metadataOnly: o.metadataOnly, compressed: o.compression !== 'none' },
+    {
+      verify: o.verify,
+      metadataOnly: o.metadataOnly,
+      compressed: o.compression !== 'none',
+      expectCompression: askedCompression(o),
+    },
     {
       // Reads land in the file writer's ring while it has room: no copy at all.
       target: () => writer.reserve(),

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { XapiClientError, XapiTransportError } from '../errors.js'
-import type { Ref } from '@xapi-ops/xapi-formats'
+import type { Ref, XvaCompression } from '@xapi-ops/xapi-formats'
 import type { TransferClient } from './client-shape.js'
 import type { XapiClient } from '../client.js'
 import { openExport } from './export-open.js'
@@ -8,7 +8,7 @@ import { destroyConnection, wrapSocketError, type Connection } from './http-conn
 import { resolveExportOptions, type ExportVmOptions } from './options.js'
 import { isTransportFailure, type TransferRun } from './run.js'
 import { describeTarget } from './url.js'
-import { createInFlightVerifier, verifiedFraction } from './verify.js'
+import { askedCompression, createInFlightVerifier, verifiedFraction } from './verify.js'
 import { ChunkedDecoder } from './chunked.js'
 
 /** What `exportVm` resolves with. */
@@ -49,7 +49,11 @@ export async function exportVm(
 ): Promise<ExportVmResult> {
   const o = resolveExportOptions(options)
   const { run, conn, chunked } = await openExport(client, vm, o, { directReads: false })
-  const { body, done } = streamBody(run, conn, { ...o, chunked })
+  const { body, done } = streamBody(run, conn, {
+    ...o,
+    chunked,
+    expectCompression: askedCompression(o),
+  })
   const settled = run.conclude(done).then(() => undefined)
   settled.catch((error: unknown) => {
     if (!body.readableEnded) body.destroy(error as Error)
@@ -64,7 +68,13 @@ export async function exportVm(
 export function streamBody(
   run: TransferRun,
   conn: Connection,
-  options: { verify: boolean; metadataOnly: boolean; chunked: boolean }
+  options: {
+    verify: boolean
+    metadataOnly: boolean
+    chunked: boolean
+    /** Fail at the first bytes unless the archive has this compression. */
+    expectCompression?: XvaCompression | undefined
+  }
 ): { body: Readable; done: Promise<void> } {
   const raw = conn.stream
   const expected = run.meter.totalBytes
@@ -74,6 +84,7 @@ export function streamBody(
     ? createInFlightVerifier({
         metadataOnly: options.metadataOnly,
         onError: (error) => run.fail(error),
+        expectCompression: options.expectCompression,
       })
     : undefined
   if (verifier) run.meter.setFractionSource(() => verifiedFraction(verifier))

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
-import type { Ref, XapiClient } from '@xapi-ops/xapi'
-import { describeError } from '../../lib/errors.js'
+import { XAPI_CLIENT_ERROR_CODES, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import { describeError, errorCode } from '../../lib/errors.js'
 import type { ItemResult } from '../../lib/results.js'
 import { removeQuietly } from '../transfer/fs-utils.js'
 import type { ProgressDisplay, TransferHandle } from '../transfer/progress-display.js'
@@ -93,7 +93,13 @@ export async function runExportJob(
       ctx.emit({ kind: 'vm-stopped', ...id, action: how })
     }
     const started = Date.now()
-    const written = await exportWithRetries(item, target, snapshot ? 'snapshot' : 'vm', ctx, signal)
+    const { compressedOn, ...written } = await exportWithRetries(
+      item,
+      target,
+      snapshot ? 'snapshot' : 'vm',
+      ctx,
+      signal
+    )
     const durationMs = Date.now() - started
     await ctx.manifest.put({
       uuid: item.uuid,
@@ -102,7 +108,7 @@ export async function runExportJob(
       bytes: written.bytes,
       sha256: written.sha256,
       compression: ctx.compression,
-      ...(ctx.compression !== 'none' && { compressedOn: ctx.compressOn }),
+      ...(ctx.compression !== 'none' && { compressedOn }),
       metadataOnly: ctx.metadataOnly,
       time: new Date().toISOString(),
       durationMs,
@@ -156,7 +162,7 @@ async function exportWithRetries(
   source: 'vm' | 'snapshot',
   ctx: ExportJobContext,
   signal: AbortSignal
-): Promise<WrittenExport> {
+): Promise<WrittenExport & { compressedOn: CompressOn }> {
   const handle = ctx.display.start(item.uuid, item.name)
   try {
     return await attempts(item, target, source, ctx, signal, handle)
@@ -172,8 +178,9 @@ async function attempts(
   ctx: ExportJobContext,
   signal: AbortSignal,
   handle: TransferHandle
-): Promise<WrittenExport> {
+): Promise<WrittenExport & { compressedOn: CompressOn }> {
   const id = { vm: item.uuid, name: item.name }
+  let compressOn = ctx.compressOn
   for (let attempt = 1; ; attempt++) {
     signal.throwIfAborted()
     ctx.budget.claim(item.uuid, item.estimateBytes)
@@ -185,7 +192,7 @@ async function attempts(
         file: item.file,
         vm: target,
         compression: ctx.compression,
-        compressOn: ctx.compressOn,
+        compressOn,
         metadataOnly: ctx.metadataOnly,
         signal,
         onProgress: (bytes, fraction) => {
@@ -193,9 +200,16 @@ async function attempts(
           ctx.budget.written(item.uuid, bytes)
         },
       })
-      return written
+      return { ...written, compressedOn: compressOn }
     } catch (error) {
       signal.throwIfAborted()
+      if (zstdUnknownToHost(error, ctx.compression, compressOn)) {
+        // An xapi without zstd sent the archive raw: compress it here instead, at once.
+        compressOn = 'client'
+        ctx.warn(`${item.name}: the host does not compress with zstd; compressing on this machine`)
+        attempt--
+        continue
+      }
       if (!isRetriable(error) || attempt > ctx.retries) throw error
       const delayMs = backoffMs(attempt, ctx.retryBaseMs)
       ctx.emit({ kind: 'export-retry', ...id, attempt, delayMs, error: describeError(error) })
@@ -204,4 +218,12 @@ async function attempts(
       ctx.budget.release(item.uuid)
     }
   }
+}
+
+function zstdUnknownToHost(error: unknown, compression: Compression, on: CompressOn): boolean {
+  return (
+    errorCode(error) === XAPI_CLIENT_ERROR_CODES.COMPRESSION_MISMATCH &&
+    compression === 'zstd' &&
+    on === 'host'
+  )
 }

@@ -1,4 +1,11 @@
-import { exportVmToFile, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import {
+  exportVmToFile,
+  isXapiError,
+  XAPI_CLIENT_ERROR_CODES,
+  type Ref,
+  type XapiClient,
+} from '@xapi-ops/xapi'
+import { errorCode } from '../../lib/errors.js'
 import { isLocalFsError, TransferBrokenError, XvaVerificationError } from '../transfer/retry.js'
 import { exportPaths, type Compression, type CompressOn } from './naming.js'
 
@@ -50,6 +57,8 @@ export async function writeExport(
   } catch (error) {
     signal.throwIfAborted()
     if (isLocalFsError(error)) throw localError(error, part)
+    // The host sent another compression than asked: a new attempt would get the same.
+    if (errorCode(error) === XAPI_CLIENT_ERROR_CODES.COMPRESSION_MISMATCH) throw error
     const why = verdict(error)
     // The host answered 200 and the stream then broke: whatever the task says (xapi reports a broken
     // connection as INTERNAL_ERROR, VDI_IO_ERROR…), a new attempt may go through.
