@@ -508,6 +508,7 @@ describe('vm-export', () => {
     )
     expect(bad.code, describeRun(bad)).toBe(1)
     expect(String(bad.results[0]!.error)).toMatch(/verification.*checksum/i)
+    expect(bad.results[0]!.errorCode).toBe('XVA_VERIFICATION_FAILED')
     expect(await listDir(out)).toEqual([])
   })
 
@@ -519,6 +520,7 @@ describe('vm-export', () => {
     expect(r.results.find((x) => x.name === 'web-01')).toMatchObject({
       status: 'failed',
       error: expect.stringMatching(/^SR_FULL/),
+      errorCode: 'SR_FULL',
     })
     expect(r.results.find((x) => x.name === 'build-01')!.status).toBe('ok')
     expect(objectCounts(pool(sim))).toEqual(before)
@@ -601,6 +603,7 @@ describe('vm-export', () => {
         expect(r.results[0]).toMatchObject({
           status: 'failed',
           error: expect.stringMatching(/ENOSPC|no space/i),
+          errorCode: 'ENOSPC',
         })
         expect(r.events.some((e) => e.kind === 'export-retry')).toBe(false)
         expect(await listDir(out)).toEqual([])
@@ -643,6 +646,7 @@ describe('vm-export', () => {
     expect(r.summary).toMatchObject({ interrupted: true })
     expect(r.results.map((x) => x.status)).toEqual(['failed', 'skipped', 'skipped'])
     expect(String(r.results[0]!.error)).toMatch(/interrupted/)
+    expect(r.results[0]!.errorCode).toBe('INTERRUPTED')
     expect(await listDir(dir)).toEqual([])
     expect(objectCounts(pool(sim))).toEqual(before)
     expect(sim.calls.filter((c) => c.method === 'Async.VM.snapshot')).toHaveLength(1)

@@ -130,6 +130,7 @@ describe('vm-import', () => {
     expect(r.results.map((x) => x.status)).toEqual(['failed', 'failed', 'ok'])
     expect(r.results[0]!.error).toMatch(/no such file/)
     expect(r.results[1]!.error).toMatch(/not a valid XVA archive/)
+    expect(r.results.map((x) => x.errorCode)).toEqual(['ENOENT', expect.any(String), undefined])
     expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
   })
 
@@ -175,6 +176,7 @@ describe('vm-import', () => {
     expect(remote.code, describeRun(remote)).toBe(1)
     expect(remote.events.some((e) => e.kind === 'import-start')).toBe(true)
     expect(remote.results[0]!.error).toMatch(/IMPORT_ERROR/)
+    expect(remote.results[0]!.errorCode).toMatch(/^IMPORT_ERROR/)
     expect(objectCounts(poolB(sim))).toEqual(before)
   })
 
@@ -219,6 +221,7 @@ describe('vm-import', () => {
     expect(r.code, describeRun(r)).toBe(130)
     expect(r.results.map((x) => x.status)).toEqual(['failed', 'skipped'])
     expect(r.results[0]!.error).toMatch(/interrupted/)
+    expect(r.results[0]!.errorCode).toBe('INTERRUPTED')
     await expect.poll(() => objectCounts(poolB(sim))).toEqual(before)
   })
 })

@@ -446,7 +446,7 @@ describe('vm-migrate', () => {
     const result = await run.done
     expect(result.code, describeRun(result)).toBe(130)
     expect(result.summary?.interrupted).toBe(true)
-    expect(resultOf(result, 'db-01')).toMatchObject({ status: 'failed' })
+    expect(resultOf(result, 'db-01')).toMatchObject({ status: 'failed', errorCode: 'INTERRUPTED' })
     expect(vmsNamed(poolB(sim), 'db-01')).toEqual([])
     expect(poolB(sim).all('VDI').size).toBe(vdisBefore)
     expect(findVm(poolA(sim), 'db-01')![1].power_state).toBe('Running')

@@ -15,6 +15,12 @@ export type ItemResult = {
   readonly action?: string
   /** One-line reason of a failure (or of a skip), e.g. `VM_BAD_POWER_STATE(…)`. */
   readonly error?: string
+  /**
+   * The failure's stable code, to branch on without parsing `error`: xapi's
+   * (`VM_BAD_POWER_STATE`), the client's (`XAPI_CLIENT_STALLED`), the system's (`ENOSPC`), ours
+   * (`XVA_VERIFICATION_FAILED`), or `INTERRUPTED` (see {@link failureCode}).
+   */
+  readonly errorCode?: string
   readonly [field: string]: unknown
 }
 
@@ -82,4 +88,14 @@ export class ResultCollector {
   list(): ItemResult[] {
     return [...this.#results.values()]
   }
+}
+
+/**
+ * `{ errorCode }` for a failed item's result: `INTERRUPTED` when the run was interrupted, else the
+ * error's own `code` (nothing when it has none).
+ */
+export function failureCode(error: unknown, interrupted = false): { errorCode?: string } {
+  if (interrupted) return { errorCode: 'INTERRUPTED' }
+  const code = (error as { code?: unknown } | null | undefined)?.code
+  return typeof code === 'string' && code !== '' ? { errorCode: code } : {}
 }

@@ -53,6 +53,7 @@ export type MigrateEvent =
       readonly method?: string
       readonly newVm?: string
       readonly error?: string
+      readonly errorCode?: string
     })
 
 /** Plan rows for the `plan` event. */

@@ -1,5 +1,5 @@
 import { describeError } from '../../lib/errors.js'
-import type { ItemResult } from '../../lib/results.js'
+import { failureCode, type ItemResult } from '../../lib/results.js'
 import { dropTask, findCopies, removeVmAndDisks, restartSource, setOtherConfig } from './cleanup.js'
 import type { MigrateEvent } from './events.js'
 import type { HostSlots } from './host-slots.js'
@@ -190,8 +190,23 @@ export async function migrateVm(
     const message = signal.aborted ? `interrupted: ${describeError(error)}` : describeError(error)
     await cleanupAfterFailure(ctx, vm, state)
     await noteFailure(ctx, vm.uuid, message)
-    emit({ kind: 'vm-done', ...id, status: 'failed', method: state.method, error: message })
-    return { ...id, status: 'failed', action: 'none', method: state.method, error: message }
+    const code = failureCode(error, signal.aborted)
+    emit({
+      kind: 'vm-done',
+      ...id,
+      status: 'failed',
+      method: state.method,
+      error: message,
+      ...code,
+    })
+    return {
+      ...id,
+      status: 'failed',
+      action: 'none',
+      method: state.method,
+      error: message,
+      ...code,
+    }
   }
 
   // The copy is verified: from here on it is never removed, whatever fails.
@@ -241,8 +256,9 @@ export async function migrateVm(
   } catch (error) {
     const message = `${signal.aborted ? 'interrupted' : 'failed'} after verification: ${describeError(error)} (the copy is kept; a rerun with the same --journal finishes)`
     await noteFailure(ctx, vm.uuid, message)
-    emit({ kind: 'vm-done', ...id, status: 'failed', ...result, error: message })
-    return { ...result, status: 'failed', action: 'migrated', error: message }
+    const code = failureCode(error, signal.aborted)
+    emit({ kind: 'vm-done', ...id, status: 'failed', ...result, error: message, ...code })
+    return { ...result, status: 'failed', action: 'migrated', error: message, ...code }
   }
 }
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { XAPI_CLIENT_ERROR_CODES, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { describeError, errorCode } from '../../lib/errors.js'
-import type { ItemResult } from '../../lib/results.js'
+import { failureCode, type ItemResult } from '../../lib/results.js'
 import { removeQuietly } from '../transfer/fs-utils.js'
 import type { ProgressDisplay, TransferHandle } from '../transfer/progress-display.js'
 import { sleep } from '../../lib/sleep.js'
@@ -123,7 +123,7 @@ export async function runExportJob(
       ? `interrupted (${describeError(signal.reason)})`
       : describeError(error)
     ctx.emit({ kind: 'export-failed', ...id, error: message })
-    result = { ...base, status: 'failed', error: message }
+    result = { ...base, status: 'failed', error: message, ...failureCode(error, signal.aborted) }
   }
   const cleanupErrors: string[] = []
   if (snapshot) {

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { importVm, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { describeError } from '../../lib/errors.js'
-import type { ItemResult } from '../../lib/results.js'
+import { failureCode, type ItemResult } from '../../lib/results.js'
 import { destroyVmWithDisks } from '../transfer/destroy-vm.js'
 import type { ProgressDisplay } from '../transfer/progress-display.js'
 import { verifyFile } from '../transfer/verify-file.js'
@@ -103,6 +103,7 @@ export async function runImportJob(
         status: 'failed',
         action: 'import',
         error: `imported, but VM.start failed: ${why}`,
+        ...failureCode(error, signal.aborted),
       }
     }
   } catch (error) {
@@ -116,6 +117,7 @@ export async function runImportJob(
       status: 'failed',
       action: 'none',
       error: leftovers ? `${message}; ${leftovers}` : message,
+      ...failureCode(error, signal.aborted),
     }
   }
 }
@@ -126,11 +128,12 @@ async function fileSize(file: string): Promise<number> {
     s = await stat(file)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    throw new Error(
-      code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(error as Error).message}`,
-      {
-        cause: error,
-      }
+    throw Object.assign(
+      new Error(
+        code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(error as Error).message}`,
+        { cause: error }
+      ),
+      code === undefined ? {} : { code }
     )
   }
   if (!s.isFile()) throw new Error(`${file} is not a regular file`)
@@ -144,6 +147,7 @@ function tracking(client: XapiClient, tasks: string[]): TransferClient {
     hostUrl: () => client.hostUrl(),
     agentFor: (url: URL) => client.agentFor(url),
     call: (method: string, ...params: unknown[]) => client.call(method, ...params),
+    trustPoolCertificates: (signal?: AbortSignal) => client.trustPoolCertificates(signal),
     createTask: async (label: string, description?: string) => {
       const task = await client.createTask(label, description)
       tasks.push(task.ref)
