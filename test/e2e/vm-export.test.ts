@@ -53,6 +53,22 @@ async function strayFiles(dir: string): Promise<string[]> {
   return (await listDir(dir)).filter((f) => !listed.has(f))
 }
 
+/** build-01's file is a verified `.xva.zst` of its disks, compressed on this machine. */
+async function expectClientZstdOfBuild01(sim: Simulator, dir: string, r: ScriptResult) {
+  const file = r.results[0]!.file as string
+  expect(file.endsWith('.xva.zst')).toBe(true)
+  const summary = await verifyFile(file)
+  expect(summary.compression).toBe('zstd')
+  expect(summary.disks.map((d) => d.hash)).toEqual(
+    diskHashes(pool(sim), findVm(pool(sim), 'build-01')[0])
+  )
+  expect((await readManifest(dir)).vms[0]).toMatchObject({
+    compression: 'zstd',
+    compressedOn: 'client',
+  })
+  return summary
+}
+
 describe('vm-export over https with a pinned certificate', () => {
   base('exports and verifies', async ({ signal }) => {
     const sim = await startSimulator({ seed: 'small', timeScale: 0.01, tls: true })
@@ -157,18 +173,8 @@ describe('vm-export', () => {
     )
     expect(r.code, describeRun(r)).toBe(0)
     expect(r.events[0]).toMatchObject({ kind: 'plan', compression: 'zstd', compressOn: 'client' })
-    const file = r.results[0]!.file as string
-    expect(file.endsWith('.xva.zst')).toBe(true)
-    const summary = await verifyFile(file)
-    expect(summary.compression).toBe('zstd')
-    expect(summary.disks.map((d) => d.hash)).toEqual(
-      diskHashes(pool(sim), findVm(pool(sim), 'build-01')[0])
-    )
+    const summary = await expectClientZstdOfBuild01(sim, dir, r)
     expect(r.results[0]!.bytes).toBeLessThan(summary.tarBytes)
-    expect((await readManifest(dir)).vms[0]).toMatchObject({
-      compression: 'zstd',
-      compressedOn: 'client',
-    })
     await sha256sumCheck(dir)
     // A rerun finds it verified and skips it.
     const again = await exportVms(
@@ -189,17 +195,7 @@ describe('vm-export', () => {
     expect(r.code, describeRun(r)).toBe(0)
     expect(r.results[0]).toMatchObject({ status: 'ok' })
     expect(r.results[0]).not.toHaveProperty('compressedOn')
-    const file = r.results[0]!.file as string
-    expect(file.endsWith('.xva.zst')).toBe(true)
-    const summary = await verifyFile(file)
-    expect(summary.compression).toBe('zstd')
-    expect(summary.disks.map((d) => d.hash)).toEqual(
-      diskHashes(pool(sim), findVm(pool(sim), 'build-01')[0])
-    )
-    expect((await readManifest(dir)).vms[0]).toMatchObject({
-      compression: 'zstd',
-      compressedOn: 'client',
-    })
+    await expectClientZstdOfBuild01(sim, dir, r)
     expect(r.stderr).toMatch(
       /build-01: the host does not compress with zstd; compressing on this machine/
     )

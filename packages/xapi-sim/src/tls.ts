@@ -7,6 +7,17 @@ import { promisify } from 'node:util'
 
 const run = promisify(execFile)
 
+/** `openssl req` arguments for a new unencrypted P-256 key written to `path`. */
+const newKey = (path: string) => [
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:prime256v1',
+  '-nodes',
+  '-keyout',
+  path,
+]
+
 /** A self-signed certificate for 127.0.0.1 (made with `openssl`, Node has no X.509 writer). */
 export async function makeSelfSignedCertificate(): Promise<{
   key: string
@@ -20,13 +31,7 @@ export async function makeSelfSignedCertificate(): Promise<{
     await run('openssl', [
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
+      ...newKey(keyPath),
       '-out',
       certPath,
       '-days',
@@ -75,13 +80,7 @@ export async function makeHostCertificate(
     await run('openssl', [
       'req',
       '-new',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      paths.key,
+      ...newKey(paths.key),
       '-out',
       paths.csr,
       '-subj',
