@@ -53,6 +53,13 @@ function diskHashes(db: PoolDb, vmRef: string): Record<string, string> {
   return out
 }
 
+/** Networks of pool-b that an import made (xapi marks them with its task). */
+function importMadeNetworks(sim: Simulator): string[] {
+  return [...poolB(sim).all('network').values()]
+    .filter((n) => (n.other_config as Record<string, string>).import_task !== undefined)
+    .map((n) => n.name_label as string)
+}
+
 function networkNames(db: PoolDb, vmRef: string): string[] {
   return (db.get(vmRef)!.VIFs as string[]).map(
     (vif) => db.get(db.get(vif)!.network as string)!.name_label as string
@@ -207,6 +214,40 @@ describe('vm-migrate', () => {
     expect(sim.calls.some((c) => c.method === 'VIF.create')).toBe(true)
     expect(poolA(sim).get(srcRef)!.power_state).toBe('Halted')
     expect(result.events.some((e) => e.kind === 'vm-shutdown' && e.name === 'db-01')).toBe(true)
+    expect(importMadeNetworks(sim)).toEqual([])
+  })
+
+  test('stream: a network the import had to make is removed once the VIFs moved to the mapped one', async ({
+    sim,
+  }) => {
+    // Neither the name nor the bridge of the source network exists in pool-b: xapi's import
+    // makes a network for the VIF (other_config:import_task), which --network-map leaves unused.
+    const [lanRef] = poolB(sim).find('network', (n) => n.name_label.startsWith('Pool-wide'))!
+    poolB(sim).update(lanRef, { name_label: 'lan-b', bridge: 'xenbr9' })
+    const networksBefore = poolB(sim).all('network').size
+    const result = await runScript(
+      'vm-migrate',
+      [
+        '--vm',
+        'build-01',
+        '--method',
+        'stream',
+        '--network-map',
+        'Pool-wide network associated with eth0=lan-b',
+        '--json',
+      ],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    const [newRef] = findVm(poolB(sim), 'build-01')!
+    expect(networkNames(poolB(sim), newRef)).toEqual(['lan-b'])
+    const removed = result.events.filter((e) => e.kind === 'network-cleanup')
+    expect(removed).toEqual([
+      expect.objectContaining({ name: 'Pool-wide network associated with eth0' }),
+    ])
+    expect(removed[0]).not.toHaveProperty('error')
+    expect(importMadeNetworks(sim)).toEqual([])
+    expect(poolB(sim).all('network').size).toBe(networksBefore)
   })
 
   test('stream: a suspended VM arrives suspended, with its disks', async ({ sim }) => {

@@ -254,4 +254,29 @@ describe('PUT /import', () => {
     expect(f.sim.db.get(vm)!.uuid).toBe(uuid)
     expect(hashes(vm)).toEqual(hashes(f.vm('build-01')))
   })
+
+  it('a VIF whose network has no match by name or bridge gets a network the import makes', async () => {
+    const pool = f.sim.db.poolOf(f.vm('build-01'))!
+    const vif = (pool.get(f.vm('build-01'))!.VIFs as string[])[0]!
+    const netRef = pool.get(vif)!.network as string
+    const { name_label: name, bridge } = pool.get(netRef)!
+    pool.update(netRef, { name_label: 'renamed', bridge: 'xenbr99' })
+    try {
+      const networks = () => pool.all('network').size
+      const before = networks()
+      // A failed import removes the network it made.
+      const cut = await put('', '', xva.subarray(0, xva.length >> 1), { http10: true, end: true })
+      expect((await taskResult(f, cut.headers['task-id']!)).status).toBe('failure')
+      expect(networks()).toBe(before)
+      const r = await put('', `Content-Length: ${xva.length}\r\n`, xva)
+      const t = await taskResult(f, r.headers['task-id']!)
+      const vm = resultRefs(t.result as string)[0]!
+      const made = pool.get(pool.get((pool.get(vm)!.VIFs as string[])[0]!)!.network as string)!
+      expect(made).toMatchObject({ name_label: name, bridge })
+      expect(made.other_config).toEqual({ import_task: r.headers['task-id'] })
+      expect(networks()).toBe(before + 1)
+    } finally {
+      pool.update(netRef, { name_label: name, bridge })
+    }
+  })
 })

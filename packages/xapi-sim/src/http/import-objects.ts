@@ -24,7 +24,7 @@ function coerce(v: XmlRpcValue, template: unknown): unknown {
 /**
  * Creates the objects of an imported archive (xapi's `Import` handlers, simplified): VMs, VBDs,
  * VDIs (on the target SR, filled by `writeBlock`), VIFs on the network of the same `name_label`
- * (VIFs whose network does not exist here are dropped). Everything created is undone by `cleanup`.
+ * or bridge, or on a network the import creates. Everything created is undone by `cleanup`.
  */
 export class VmImport {
   readonly #ctx: SimContext
@@ -74,10 +74,7 @@ export class VmImport {
   create(header: XvaHeader, disks: XvaDisk[]): void {
     const { db } = this.#ctx
     const of = (cls: string) => header.objects.filter((o) => o.class === cls)
-    for (const net of of('network')) {
-      const hit = db.find('network', (r) => r.name_label === net.snapshot.name_label)
-      if (hit) this.#ids.set(net.id, hit[0])
-    }
+    for (const net of of('network')) this.#ids.set(net.id, this.#network(net))
     if (this.#mode.kind === 'full') {
       for (const d of disks) {
         const content = DiskContent.empty(d.virtualSize)
@@ -163,6 +160,32 @@ export class VmImport {
       db.update(this.#taskRef, {
         other_config: { ...task.other_config, object_creation: 'complete' },
       })
+  }
+
+  /**
+   * xapi (import.ml, `Net`): the network of the same name_label, else of the same bridge, else a
+   * new one from the archive's record, marked `other_config:import_task` and removed again if
+   * the import fails.
+   */
+  #network(net: XvaObject): string {
+    const { db } = this.#ctx
+    const { name_label: name, bridge } = net.snapshot
+    const hit =
+      db.find('network', (r) => r.name_label === name) ??
+      (bridge ? db.find('network', (r) => r.bridge === bridge) : undefined)
+    if (hit) return hit[0]
+    const record = this.#record('network', net, {
+      uuid: '',
+      VIFs: [],
+      PIFs: [],
+      current_operations: {},
+      allowed_operations: [],
+    })
+    record.other_config = {
+      ...(record.other_config as Record<string, string>),
+      import_task: this.#taskRef,
+    }
+    return this.#create('network', record)
   }
 
   #createVm(o: XvaObject): void {

@@ -47,6 +47,13 @@ export type MigrateEvent =
     })
   | (VmId & { readonly kind: 'vm-retry'; readonly reason: string; readonly delayMs: number })
   | (VmId & { readonly kind: 'vm-cleanup'; readonly action: string; readonly error?: string })
+  | {
+      /** A network a stream import made and nothing uses any more: removed (or not: `error`). */
+      readonly kind: 'network-cleanup'
+      readonly network: string
+      readonly name?: string
+      readonly error?: string
+    }
   | (VmId & {
       readonly kind: 'vm-done'
       readonly status: 'ok' | 'skipped' | 'failed'
@@ -94,6 +101,10 @@ export function formatMigrateEvent(event: MigrateEvent): string | undefined {
       return `${label(event)}: ${event.reason}, retrying in ${Math.round(event.delayMs / 100) / 10} s`
     case 'vm-cleanup':
       return `${label(event)}: cleanup: ${event.action}${event.error ? ` failed: ${event.error}` : ''}`
+    case 'network-cleanup':
+      return event.error
+        ? `network ${event.name ?? event.network}: made by an import, could not be removed: ${event.error}`
+        : `network ${event.name ?? event.network} (${event.network}): made by an import and unused, removed`
     case 'vm-done':
       // Failures are in the results list; say where a copy went.
       return event.status === 'ok'

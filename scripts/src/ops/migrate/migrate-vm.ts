@@ -43,6 +43,8 @@ export type MigrateContext = {
   readonly slots: HostSlots
   readonly options: MigrateOptions
   readonly emit: (event: MigrateEvent) => void
+  /** Destination networks that stream copies' VIFs left (see `removeImportedNetworks`). */
+  readonly leftNetworks: Set<string>
 }
 
 /** A vm-migrate result: the common fields plus `method` and `newVm` (issue 7). */
@@ -181,7 +183,10 @@ export async function migrateVm(
     }
     const newRef = state.newVmRef!
     if (!state.verified) {
-      if (state.method === 'stream') await repointVifs(dest, newRef, vm.expect, signal)
+      if (state.method === 'stream') {
+        for (const net of await repointVifs(dest, newRef, vm.expect, signal))
+          ctx.leftNetworks.add(net)
+      }
       await verifyCopy(dest, newRef, vm.expect, signal)
       state.verified = true
       await record('verified')

@@ -4,6 +4,7 @@ import type { MigrateEvent } from './events.js'
 import { HostSlots } from './host-slots.js'
 import type { Journal } from './journal.js'
 import { migrateVm, type MigrateOptions, type MigrateResult } from './migrate-vm.js'
+import { removeImportedNetworks } from './networks.js'
 import type { MigrationPlan } from './plan.js'
 import type { PoolInventory } from './records.js'
 import type { MigrateXapi } from './xapi.js'
@@ -36,6 +37,7 @@ export async function runMigrations(
     options,
     slots: new HostSlots(),
     emit,
+    leftNetworks: new Set<string>(),
   }
   const results = new Map<string, MigrateResult>()
   for (const s of plan.skipped) {
@@ -73,6 +75,7 @@ export async function runMigrations(
     awaited = started.length
     await Promise.all(batch)
   }
+  await removeImportedNetworks(pools.dest, ctx.leftNetworks, emit)
   for (const vm of plan.vms) {
     if (!results.has(vm.uuid)) {
       results.set(vm.uuid, {

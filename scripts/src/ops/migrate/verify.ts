@@ -82,23 +82,24 @@ async function vifsByDevice(
 
 /**
  * Puts a stream copy's VIFs on the mapped networks: the import keeps each VIF's device and MAC
- * but picks networks by name (or drops the VIF). `VIF.move` where the server has it (XenServer
- * 7.1+), else destroy and create the VIF again with the same device, MAC and MTU.
+ * but picks networks by name, else by bridge, else makes one (import.ml `Net`). `VIF.move` where
+ * the server has it (XenServer 7.1+), else destroy and create the VIF again with the same device,
+ * MAC and MTU. Resolves with the networks the VIFs left (see `removeImportedNetworks`).
  */
 export async function repointVifs(
   dest: MigrateXapi,
   vmRef: string,
   expect: Expectation,
   signal?: AbortSignal
-): Promise<number> {
+): Promise<string[]> {
   const vm = await dest.call<MVm>('VM.get_record', [vmRef], { signal })
   const vifs = await vifsByDevice(dest, vm, signal)
-  let changed = 0
+  const left: string[] = []
   for (const want of expect.vifs) {
     const got = vifs.get(want.device)
     if (got?.record.network === want.network) continue
-    changed++
     if (got !== undefined) {
+      left.push(got.record.network)
       try {
         await dest.call('VIF.move', [got.ref, want.network], { signal })
         continue
@@ -128,5 +129,5 @@ export async function repointVifs(
       { signal }
     )
   }
-  return changed
+  return left
 }
