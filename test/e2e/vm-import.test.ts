@@ -201,6 +201,27 @@ describe('vm-import', () => {
     expect(objectCounts(poolB(sim)).vdis).toBe(before.vdis + 1)
   })
 
+  test('--retries: a broken upload is cleaned up and sent again', async ({ sim, dir, signal }) => {
+    const files = await exportFromA(sim, dir, ['web-01'])
+    sim.faults.transfer.dropAfterBytes(4_000_000, { on: 'import' })
+    const before = objectCounts(poolB(sim))
+    const r = await importInto(
+      sim,
+      [files['web-01']!, '--retries', '1', '--retry-delay', '0.1'],
+      signal
+    )
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.results[0]).toMatchObject({ status: 'ok' })
+    const retries = r.events.filter((e) => e.kind === 'import-retry')
+    expect(retries).toEqual([expect.objectContaining({ attempt: 1, file: files['web-01'] })])
+    // One VM and its disk: what the broken attempt made is gone.
+    expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
+    expect(objectCounts(poolB(sim)).vdis).toBe(before.vdis + 1)
+    const bad = await importInto(sim, [files['web-01']!, '--retries', '-1'], signal)
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--retries to be a non-negative integer/)
+  })
+
   test('SIGINT mid-import: cancelled, no VM left behind, exit 130', async ({
     sim,
     dir,

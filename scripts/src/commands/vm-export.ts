@@ -4,6 +4,7 @@ import type { ScriptCommand } from '../lib/run-command.js'
 import {
   addCommonOptions,
   validatePositiveSeconds,
+  validateRetries,
   type CommonArgs,
 } from '../lib/common-options.js'
 import { addConnectionOptions, resolveConnection } from '../lib/connection-options.js'
@@ -220,12 +221,4 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
       await client.close().catch(() => {})
     }
   },
-}
-
-function validateRetries(value: unknown): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
-    throw new UsageError(`expected --retries to be a non-negative integer, got ${String(value)}`)
-  }
-  return n
 }

@@ -2,6 +2,7 @@ import type { Argv } from 'yargs'
 import {
   addCommonOptions,
   validatePositiveSeconds,
+  validateRetries,
   type CommonArgs,
 } from '../lib/common-options.js'
 import { addConnectionOptions, resolveConnection } from '../lib/connection-options.js'
@@ -23,6 +24,8 @@ export type VmImportArgs = CommonArgs & {
   readonly force: boolean
   readonly start: boolean
   readonly verify: boolean
+  readonly retries: number
+  readonly 'retry-delay': number
   readonly 'progress-interval': number
 } & Record<string, unknown>
 
@@ -64,11 +67,24 @@ export const vmImportCommand: ScriptCommand<VmImportArgs, VmImportEvent> = {
         default: true,
         describe: 'verify each archive locally before sending it (--no-verify to skip)',
       })
+      .option('retries', {
+        type: 'number',
+        default: 0,
+        describe:
+          'new attempts after a broken upload (with backoff; what the failed attempt made is removed first)',
+        coerce: (value: unknown) => validateRetries(value),
+      })
       .option('progress-interval', {
         type: 'number',
         default: 10,
         hidden: true,
         coerce: (value: unknown) => validatePositiveSeconds('--progress-interval', value),
+      })
+      .option('retry-delay', {
+        type: 'number',
+        default: 1,
+        hidden: true,
+        coerce: (value: unknown) => validatePositiveSeconds('--retry-delay', value),
       })
       .example('$0 /backup/*.xva.zst --sr "Shared NFS storage"', 'restore a backup')
       .example(
@@ -132,6 +148,8 @@ export const vmImportCommand: ScriptCommand<VmImportArgs, VmImportEvent> = {
           force: argv.force,
           start: argv.start,
           verify: argv.verify,
+          retries: argv.retries,
+          retryBaseMs: argv['retry-delay'] * 1000,
           display,
           emit,
           warn: (message) => output.warn(message),

@@ -57,6 +57,15 @@ export function validatePositiveSeconds(option: string, value: unknown): number 
   return number
 }
 
+/** Returns `value` if it is an integer ≥ 0 (`--retries`), else throws a {@link UsageError}. */
+export function validateRetries(value: unknown): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+    throw new UsageError(`expected --retries to be a non-negative integer, got ${show(value)}`)
+  }
+  return n
+}
+
 function show(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value)
 }

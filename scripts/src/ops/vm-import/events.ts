@@ -39,6 +39,12 @@ export type VmImportEvent =
   | (FileId & { readonly kind: 'vm-started'; readonly newVm: string })
   | (FileId & { readonly kind: 'leftover-destroyed'; readonly vm: string })
   | (FileId & { readonly kind: 'import-failed'; readonly error: string })
+  | (FileId & {
+      readonly kind: 'import-retry'
+      readonly attempt: number
+      readonly delayMs: number
+      readonly error: string
+    })
   | {
       readonly kind: 'progress'
       readonly done: number
@@ -76,6 +82,8 @@ export function formatImportEvent(event: VmImportEvent): string | undefined {
       return `${event.file}: VM ${event.vm} left by the failed import destroyed`
     case 'import-failed':
       return `${event.file}: import failed: ${event.error}`
+    case 'import-retry':
+      return `${event.file}: attempt ${event.attempt} failed (${event.error}); retrying in ${formatDuration(event.delayMs / 1000)}`
     case 'progress':
       return `overall: ${event.done}/${event.total} file(s) done, ${formatBytes(event.bytes)}, ${formatRate(event.rateBytesPerSec)}`
   }

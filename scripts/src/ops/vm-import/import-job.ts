@@ -2,9 +2,11 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { importVm, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { describeError } from '../../lib/errors.js'
+import { sleep } from '../../lib/sleep.js'
 import { failureCode, type ItemResult } from '../../lib/results.js'
 import { destroyVmWithDisks } from '../transfer/destroy-vm.js'
 import type { ProgressDisplay } from '../transfer/progress-display.js'
+import { backoffMs, isRetriable } from '../transfer/retry.js'
 import { verifyFile } from '../transfer/verify-file.js'
 import type { VmImportEvent } from './events.js'
 import { fileLabel } from './files.js'
@@ -19,6 +21,9 @@ export type ImportJobContext = {
   readonly start: boolean
   /** Verify the archive locally before sending it. */
   readonly verify: boolean
+  /** New attempts after a broken upload (`--retries`), with backoff from `retryBaseMs`. */
+  readonly retries: number
+  readonly retryBaseMs: number
   readonly display: ProgressDisplay
   readonly emit: (event: VmImportEvent) => void
   readonly warn: (message: string) => void
@@ -58,22 +63,19 @@ export async function runImportJob(
     }
     ctx.emit({ kind: 'import-start', file, bytes: size })
     const started = Date.now()
-    const handle = ctx.display.start(file, label)
-    try {
-      newVms = await importVm(
-        tracking(ctx.client, tasks),
-        createReadStream(file, { highWaterMark: 1024 * 1024 }),
-        {
-          sr: ctx.sr.ref,
-          restore: ctx.restore,
-          force: ctx.force,
-          length: size,
-          signal,
-          onProgress: (p) => handle.update(p.bytes, p.fraction),
-        }
-      )
-    } finally {
-      handle.finish()
+    for (let attempt = 1; ; attempt++) {
+      try {
+        newVms = await importOnce(file, label, size, tasks, ctx, signal)
+        break
+      } catch (error) {
+        if (signal.aborted || attempt > ctx.retries || !isRetriable(error)) throw error
+        // What this attempt left goes before the next one; if it cannot, stop here.
+        if (await destroyLeftovers(ctx, file, tasks, [])) throw error
+        tasks.length = 0
+        const delayMs = backoffMs(attempt, ctx.retryBaseMs)
+        ctx.emit({ kind: 'import-retry', file, attempt, delayMs, error: describeError(error) })
+        await sleep(delayMs, signal)
+      }
     }
     const first = newVms[0]
     if (first === undefined) throw new Error('the import created no VM')
@@ -119,6 +121,34 @@ export async function runImportJob(
       error: leftovers ? `${message}; ${leftovers}` : message,
       ...failureCode(error, signal.aborted),
     }
+  }
+}
+
+/** One `PUT /import` of the file, its progress on the display. */
+async function importOnce(
+  file: string,
+  label: string,
+  size: number,
+  tasks: string[],
+  ctx: ImportJobContext,
+  signal: AbortSignal
+): Promise<Ref<'VM'>[]> {
+  const handle = ctx.display.start(file, label)
+  try {
+    return await importVm(
+      tracking(ctx.client, tasks),
+      createReadStream(file, { highWaterMark: 1024 * 1024 }),
+      {
+        sr: ctx.sr.ref,
+        restore: ctx.restore,
+        force: ctx.force,
+        length: size,
+        signal,
+        onProgress: (p) => handle.update(p.bytes, p.fraction),
+      }
+    )
+  } finally {
+    handle.finish()
   }
 }
 
