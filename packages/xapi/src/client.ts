@@ -224,14 +224,19 @@ export class XapiClient {
   /**
    * With a pinned `fingerprint`: learns the certificates of the pool's hosts from the master
    * (whose certificate matched the pin), so that a transfer redirected to a member with its own
-   * self-signed certificate stays verified. Resolves with whether a new one was learnt; without
-   * a pin, or over http or the dom0 socket, does nothing. Transfers call it on a pin mismatch.
+   * self-signed certificate stays verified. Asks again on every call (a host may have joined);
+   * concurrent calls share one lookup. Resolves with whether the master reported any
+   * certificate; without a pin, or over http or the dom0 socket, does nothing (false).
+   * Transfers call it on a pin mismatch, then dial the host once more.
    */
   trustPoolCertificates(signal?: AbortSignal): Promise<boolean> {
     if (this.options.fingerprint === undefined || this.#session.base.protocol !== 'https:')
       return Promise.resolve(false)
     this.#learning ??= poolCertificateFingerprints(this, signal)
-      .then((fps) => this.#agents.trustPoolCertificates(fps) > 0)
+      .then((fps) => {
+        this.#agents.trustPoolCertificates(fps)
+        return fps.length > 0
+      })
       .finally(() => (this.#learning = undefined))
     return this.#learning
   }

@@ -78,7 +78,17 @@ describe('simulator over TLS', () => {
         pool.hosts.map((h) => h.fingerprint)
       )
       expect(await xapi.trustPoolCertificates()).toBe(true)
-      expect(await xapi.trustPoolCertificates()).toBe(false)
+      // Concurrent callers share one lookup: 1 host.get_all, one get_server_certificate per host.
+      const before = sim.calls.length
+      expect(
+        await Promise.all([xapi.trustPoolCertificates(), xapi.trustPoolCertificates()])
+      ).toEqual([true, true])
+      expect(
+        sim.calls
+          .slice(before)
+          .map((c) => c.method)
+          .sort()
+      ).toEqual(['host.get_all', ...pool.hosts.map(() => 'host.get_server_certificate')].sort())
     } finally {
       await sim.close()
     }
