@@ -81,6 +81,28 @@ describe('vm-export over https with a pinned certificate', () => {
       )
       expect(r.code, describeRun(r)).toBe(0)
       await verifyFile(r.results[0]!.file as string)
+      // Sent to a member with its own certificate: the pinned master vouches for it.
+      const member = sim.pools[0]!.hosts[1]!
+      expect(member.fingerprint).not.toBe(sim.fingerprint)
+      sim.faults.transfer.redirect({ to: member.name, on: 'export' })
+      const redirected = await runScript(
+        'vm-export',
+        [
+          '--json',
+          '--vm',
+          'build-01',
+          '--out',
+          dir,
+          '--overwrite',
+          '--fingerprint',
+          sim.fingerprint!,
+        ],
+        { env: env(sim), signal }
+      )
+      expect(redirected.code, describeRun(redirected)).toBe(0)
+      expect(sim.calls.some((c) => c.method === 'host.get_server_certificate')).toBe(true)
+      await verifyFile(redirected.results[0]!.file as string)
+      sim.faults.clear()
       const wrong = await runScript(
         'vm-export',
         ['--json', '--vm', 'build-01', '--out', dir, '--fingerprint', 'ab'.repeat(32)],
