@@ -207,6 +207,7 @@ describe('host-shutdown', () => {
       status: 'failed',
       action: 'clean_shutdown',
       error: expect.stringContaining('no clean shutdown within 1 s'),
+      errorCode: 'CLEAN_TIMEOUT',
     })
     expect(powerState(sim, 'app-1')).toBe('Running')
     expect(callsOf(sim, 'Async.VM.hard_shutdown', 'app-1')).toEqual([])
@@ -434,6 +435,7 @@ describe('host-shutdown', () => {
     expect(results['db-1']).toMatchObject({
       status: 'failed',
       error: expect.stringContaining('interrupted'),
+      errorCode: 'INTERRUPTED',
     })
     expect(results['web-1']).toMatchObject({ status: 'skipped', action: 'none' })
     expect(callsOf(sim, 'task.cancel').length).toBeGreaterThan(0)

@@ -143,6 +143,7 @@ export async function evacuate(xapi: ShutdownXapi, input: EvacuateInput): Promis
         status: 'failed',
         action: 'none',
         error: 'VM disappeared during the evacuation',
+        errorCode: 'HANDLE_INVALID',
       })
     else if (record.resident_on !== hostRef && record.power_state === 'Running') {
       migrated++

@@ -48,6 +48,7 @@ export type HostShutdownEvent =
       readonly status: 'ok' | 'skipped' | 'failed'
       readonly action: ShutdownAction
       readonly error?: string
+      readonly errorCode?: string
     })
   | { readonly kind: 'deadline'; readonly remaining: number }
 

@@ -118,6 +118,7 @@ export class ShutdownRun {
             status: this.#signal.aborted ? 'skipped' : 'failed',
             action: 'none' satisfies ShutdownAction,
             error: this.#signal.aborted ? 'interrupted before its turn' : 'not reached',
+            ...(this.#signal.aborted && { errorCode: 'INTERRUPTED' }),
           }
       )
   }

@@ -1,5 +1,5 @@
 import { describeError } from '../../lib/errors.js'
-import type { ItemResult } from '../../lib/results.js'
+import { failureCode, type ItemResult } from '../../lib/results.js'
 import type { HostShutdownEvent, ShutdownAction } from './events.js'
 import type { PlannedVm, ShutdownVmRecord } from './plan.js'
 import { abortAfter, CleanTimeoutError, type ShutdownXapi } from './xapi.js'
@@ -12,7 +12,7 @@ export type VmResult = ItemResult & {
 }
 
 /** Outcome of one VM without its identity. */
-export type VmOutcome = Pick<VmResult, 'status' | 'action' | 'error'>
+export type VmOutcome = Pick<VmResult, 'status' | 'action' | 'error' | 'errorCode'>
 
 /** Settings of {@link VmShutdowns}. */
 export type VmShutdownSettings = {
@@ -71,7 +71,12 @@ export class VmShutdowns {
     if (!vm.cleanAllowed) {
       const reason = 'clean_shutdown not in allowed_operations'
       if (!this.#s.hardFallback)
-        return this.record(vm, { status: 'failed', action: 'none', error: reason })
+        return this.record(vm, {
+          status: 'failed',
+          action: 'none',
+          error: reason,
+          errorCode: 'OPERATION_NOT_ALLOWED',
+        })
       return this.#hard(vm, reason)
     }
     return this.#clean(vm)
@@ -97,6 +102,7 @@ export class VmShutdowns {
         status: 'failed',
         action: 'none',
         error: `${reason} (--no-hard-fallback)`,
+        errorCode: 'DEADLINE',
       })
     }
     return this.#hard(vm, reason)
@@ -120,6 +126,7 @@ export class VmShutdowns {
           status: 'failed',
           action: 'clean_shutdown',
           error: 'interrupted: clean shutdown cancelled',
+          errorCode: 'INTERRUPTED',
         })
       }
       const reason = timeout.signal.aborted
@@ -131,8 +138,19 @@ export class VmShutdowns {
       const state = await this.#state(vm)
       if (state?.power_state === 'Halted')
         return this.record(vm, { status: 'ok', action: 'clean_shutdown' })
-      if (!this.#s.hardFallback)
-        return this.record(vm, { status: 'failed', action: 'clean_shutdown', error: reason })
+      if (!this.#s.hardFallback) {
+        const errorCode = timeout.signal.aborted
+          ? 'CLEAN_TIMEOUT'
+          : this.#s.work.aborted
+            ? 'DEADLINE'
+            : failureCode(error).errorCode
+        return this.record(vm, {
+          status: 'failed',
+          action: 'clean_shutdown',
+          error: reason,
+          ...(errorCode !== undefined && { errorCode }),
+        })
+      }
       return this.#hard(vm, reason)
     } finally {
       timeout.clear()
@@ -150,6 +168,7 @@ export class VmShutdowns {
           status: 'failed',
           action: 'hard_shutdown',
           error: 'interrupted: hard shutdown cancelled',
+          errorCode: 'INTERRUPTED',
         })
       }
       const state = await this.#state(vm)
@@ -162,6 +181,7 @@ export class VmShutdowns {
         status: 'failed',
         action: 'hard_shutdown',
         error: `${reason}; ${why}`,
+        ...(this.#s.final.aborted ? { errorCode: 'DEADLINE' } : failureCode(error)),
       })
     }
   }
