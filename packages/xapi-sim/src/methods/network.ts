@@ -1,6 +1,6 @@
 import { XapiFailure } from '../errors.js'
 import { newNetwork } from '../model/records.js'
-import { defineMethod, toInt, toMap, toStr } from '../rpc/registry.js'
+import { defineMethod, toInt, toMap, toRecordArg, toStr } from '../rpc/registry.js'
 
 // network.create(args: network record) → ref (xapi_network.ml `create`): an internal network
 // until a PIF joins it; an empty bridge gets the next free `xapiN`.
@@ -8,9 +8,7 @@ defineMethod('network.create', {
   arity: [1],
   async: true,
   run(ctx, [args]) {
-    if (typeof args !== 'object' || args === null)
-      throw new XapiFailure('FIELD_TYPE_ERROR', ['args'])
-    const a = args as Record<string, unknown>
+    const a = toRecordArg(args)
     const taken = new Set([...ctx.db.all('network').values()].map((n) => n.bridge as string))
     let bridge = a.bridge === undefined ? '' : toStr(a.bridge, 'bridge')
     if (bridge === '') {

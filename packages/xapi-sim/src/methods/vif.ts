@@ -1,6 +1,6 @@
 import { XapiFailure } from '../errors.js'
 import { newVif, randomMac } from '../model/records.js'
-import { defineMethod, toInt, toMap, toStr } from '../rpc/registry.js'
+import { defineMethod, toInt, toMap, toRecordArg, toStr } from '../rpc/registry.js'
 
 // VIF.create(args: VIF record) → ref: a new VIF on a VM (not plugged). Device numbers are unique
 // per VM (DEVICE_ALREADY_EXISTS); an empty MAC is generated.
@@ -8,9 +8,7 @@ defineMethod('VIF.create', {
   arity: [1],
   async: true,
   run(ctx, [args]) {
-    if (typeof args !== 'object' || args === null)
-      throw new XapiFailure('FIELD_TYPE_ERROR', ['args'])
-    const a = args as Record<string, unknown>
+    const a = toRecordArg(args)
     const vm = toStr(a.VM, 'VM')
     const network = toStr(a.network, 'network')
     const vmRec = ctx.db.require('VM', vm)

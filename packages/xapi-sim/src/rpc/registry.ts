@@ -82,6 +82,12 @@ export function toMap(v: unknown, field = 'map'): Record<string, string> {
   return out
 }
 
+/** The record argument of a `<class>.create` (a struct), its fields unchecked. */
+export function toRecordArg(v: unknown, field = 'args'): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fieldTypeError(field)
+  return v as Record<string, unknown>
+}
+
 export function toList(v: unknown, field = 'set'): unknown[] {
   if (!Array.isArray(v)) throw fieldTypeError(field)
   return v
