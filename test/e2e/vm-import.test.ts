@@ -201,6 +201,28 @@ describe('vm-import', () => {
     expect(objectCounts(poolB(sim)).vdis).toBe(before.vdis + 1)
   })
 
+  test('a .xva.zst into a host without zstd: sent decompressed, with a warning', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['build-01'], 'zstd')
+    sim.faults.transfer.withoutZstd()
+    const before = objectCounts(poolB(sim))
+    for (const args of [[], ['--no-verify']]) {
+      const r = await importInto(sim, [files['build-01']!, ...args], signal)
+      expect(r.code, describeRun(r)).toBe(0)
+      expect(r.stderr).toMatch(/does not read zstd archives; sending it decompressed/)
+      const [newRef] = findVm(poolB(sim), 'build-01')
+      expect(diskHashes(poolB(sim), newRef)).toEqual(
+        diskHashes(poolA(sim), findVm(poolA(sim), 'build-01')[0])
+      )
+      // The refused attempt left nothing: one VM more per import.
+      expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
+      poolB(sim).destroy(newRef)
+    }
+  })
+
   test('--retries: a broken upload is cleaned up and sent again', async ({ sim, dir, signal }) => {
     const files = await exportFromA(sim, dir, ['web-01'])
     sim.faults.transfer.dropAfterBytes(4_000_000, { on: 'import' })

@@ -80,8 +80,8 @@ export class TransferFaults {
   }
 
   /**
-   * Exports behave as an xapi release without zstd: `use_compression=zstd` reads as none, so the
-   * archive comes uncompressed (null or false: zstd again).
+   * As an xapi release without zstd: `use_compression=zstd` reads as none, so exports come
+   * uncompressed, and a zstd upload fails with IMPORT_ERROR (null or false: zstd again).
    */
   withoutZstd(on: boolean | null = true): void {
     this.#noZstd = on === true

@@ -16,11 +16,6 @@ export type XvaInspectorOptions = Omit<XvaVerifierOptions, 'signal'> & {
    * asynchronously). Called once; `write` and `end` then throw it too.
    */
   onError?: (error: Error) => void
-  /**
-   * Called once the compression is known (from the first bytes, before anything is
-   * decompressed); what it throws fails the inspection, e.g. when it is not the one asked for.
-   */
-  onCompression?: (compression: XvaCompression) => void
 }
 
 /**

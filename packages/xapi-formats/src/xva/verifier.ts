@@ -21,6 +21,11 @@ export interface XvaVerifierOptions {
    * only: copy what you keep) with the XXH64 of its bytes.
    */
   onBlockPieces?: (disk: XvaDisk, index: number, pieces: readonly Buffer[], xxh64: bigint) => void
+  /**
+   * Called once the compression is known (from the first bytes, before anything is
+   * decompressed); what it throws fails the archive, e.g. a compression not asked for.
+   */
+  onCompression?: (compression: XvaCompression) => void
   signal?: AbortSignal
 }
 

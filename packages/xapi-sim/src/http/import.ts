@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { createXvaVerifier } from '@xapi-ops/xapi-formats'
+import { createXvaVerifier, XapiError } from '@xapi-ops/xapi-formats'
 import type { SimContext } from '../context.js'
 import { applyTransferFaults, TransferDropped } from '../transfer-faults.js'
 import { lengthBody, rawBody, takeOverConnection } from './body.js'
@@ -124,6 +124,11 @@ export async function handleImport(
     force,
     metadataOnly: metadata,
     importerVersion: IMPORTER_VERSION,
+    // A release without zstd takes a zstd stream for a tar archive, and fails on it.
+    onCompression: (compression) => {
+      if (compression === 'zstd' && transferFaultsOf(ctx.faults).ignoresZstd)
+        throw new XapiError('IMPORT_ERROR', ['Invalid XVA file: not a tar archive'])
+    },
     onHeader: (header, disks) => {
       if (!dryRun) importer.create(header, disks)
     },

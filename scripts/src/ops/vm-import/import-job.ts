@@ -1,6 +1,8 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import { importVm, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import type { Readable } from 'node:stream'
+import { importVm, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
+import { DecompressStream } from 'zstd-napi'
 import { describeError } from '../../lib/errors.js'
 import { sleep } from '../../lib/sleep.js'
 import { failureCode, type ItemResult } from '../../lib/results.js'
@@ -48,8 +50,16 @@ export async function runImportJob(
     signal.throwIfAborted()
     const size = await fileSize(file)
     let name: string | undefined
+    // What the host is sent: the file as it is, or (see below) its tar decompressed here.
+    let body: Body = { zstd: file.endsWith('.zst'), decompress: false, length: size }
     if (ctx.verify) {
       const { summary } = await verifyFile(file, { signal })
+      body = {
+        zstd: summary.compression === 'zstd',
+        decompress: false,
+        length: size,
+        tarBytes: summary.tarBytes,
+      }
       const names = summary.vms.map((vm) => String(vm.snapshot.name_label ?? vm.id))
       name = names[0]
       ctx.emit({
@@ -65,9 +75,18 @@ export async function runImportJob(
     const started = Date.now()
     for (let attempt = 1; ; attempt++) {
       try {
-        newVms = await importOnce(file, label, size, tasks, ctx, signal)
+        newVms = await importOnce(file, label, body, tasks, ctx, signal)
         break
       } catch (error) {
+        if (!signal.aborted && body.zstd && !body.decompress && isImportError(error)) {
+          // A verified zstd archive the host cannot read: an xapi without zstd. Send the tar.
+          if (await destroyLeftovers(ctx, file, tasks, [])) throw error
+          tasks.length = 0
+          body = { ...body, decompress: true, length: body.tarBytes }
+          ctx.warn(`${file}: the host does not read zstd archives; sending it decompressed`)
+          attempt--
+          continue
+        }
         if (signal.aborted || attempt > ctx.retries || !isRetriable(error)) throw error
         // What this attempt left goes before the next one; if it cannot, stop here.
         if (await destroyLeftovers(ctx, file, tasks, [])) throw error
@@ -124,32 +143,51 @@ export async function runImportJob(
   }
 }
 
+/** What one attempt sends: the file, or its zstd stream decompressed here (`tarBytes` long). */
+type Body = {
+  readonly zstd: boolean
+  readonly decompress: boolean
+  /** Content-Length; undefined: the body ends with a half-close. */
+  readonly length: number | undefined
+  /** The uncompressed archive's size, from the local verification. */
+  readonly tarBytes?: number
+}
+
 /** One `PUT /import` of the file, its progress on the display. */
 async function importOnce(
   file: string,
   label: string,
-  size: number,
+  body: Body,
   tasks: string[],
   ctx: ImportJobContext,
   signal: AbortSignal
 ): Promise<Ref<'VM'>[]> {
   const handle = ctx.display.start(file, label)
+  const read = createReadStream(file, { highWaterMark: 1024 * 1024 })
+  let source: Readable = read
+  if (body.decompress) {
+    const z = new DecompressStream()
+    read.once('error', (error) => z.destroy(error))
+    z.once('close', () => read.destroy())
+    source = read.pipe(z)
+  }
   try {
-    return await importVm(
-      tracking(ctx.client, tasks),
-      createReadStream(file, { highWaterMark: 1024 * 1024 }),
-      {
-        sr: ctx.sr.ref,
-        restore: ctx.restore,
-        force: ctx.force,
-        length: size,
-        signal,
-        onProgress: (p) => handle.update(p.bytes, p.fraction),
-      }
-    )
+    return await importVm(tracking(ctx.client, tasks), source, {
+      sr: ctx.sr.ref,
+      restore: ctx.restore,
+      force: ctx.force,
+      length: body.length,
+      signal,
+      onProgress: (p) => handle.update(p.bytes, p.fraction),
+    })
   } finally {
     handle.finish()
   }
+}
+
+/** xapi refused the archive itself (not the connection, not our file system). */
+function isImportError(error: unknown): boolean {
+  return isXapiError(error) && error.code.startsWith('IMPORT_ERROR')
 }
 
 async function fileSize(file: string): Promise<number> {
