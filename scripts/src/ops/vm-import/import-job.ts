@@ -185,9 +185,12 @@ async function importOnce(
   }
 }
 
-/** xapi refused the archive itself (not the connection, not our file system). */
+/**
+ * xapi refused the archive itself: `IMPORT_ERROR`, not a cut upload (`IMPORT_ERROR_PREMATURE_EOF`,
+ * which `--retries` handles), nor the connection or our file system.
+ */
 function isImportError(error: unknown): boolean {
-  return isXapiError(error) && error.code.startsWith('IMPORT_ERROR')
+  return isXapiError(error, 'IMPORT_ERROR')
 }
 
 async function fileSize(file: string): Promise<number> {
