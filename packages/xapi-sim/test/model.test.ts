@@ -185,6 +185,39 @@ describe('more generated messages', () => {
     await ok(url, 'message.destroy', s, m)
     expect(await ok(url, 'message.get_all', s)).not.toContain(m)
   })
+
+  it('network.create (next free xapiN bridge) and network.destroy (refused while in use)', async () => {
+    const net = await ok(url, 'network.create', s, { name_label: 'lab', MTU: '9000' })
+    expect(await ok(url, 'network.get_record', s, net)).toMatchObject({
+      name_label: 'lab',
+      MTU: '9000',
+      bridge: 'xapi0',
+      VIFs: [],
+      PIFs: [],
+    })
+    expect(await failure(url, 'network.create', s, { name_label: 'x', bridge: 'xapi0' })).toEqual([
+      'BRIDGE_NAME_EXISTS',
+      'xapi0',
+    ])
+    // As xapi: an unattached VIF goes with the network; an attached one, or a PIF, blocks it.
+    const halted = await vmByName('build-01')
+    const vif = await ok(url, 'VIF.create', s, { VM: halted, network: net, device: '7' })
+    await ok(url, 'network.destroy', s, net)
+    expect(await ok(url, 'network.get_all', s)).not.toContain(net)
+    expect(await ok(url, 'VM.get_VIFs', s, halted)).not.toContain(vif)
+    const seen = new Set<string>()
+    for (const seeded of await ok(url, 'network.get_all', s)) {
+      const attached = (await ok(url, 'network.get_VIFs', s, seeded)).filter(
+        (v: string) => sim.db.get(v)?.currently_attached === true
+      )
+      const pifs = await ok(url, 'network.get_PIFs', s, seeded)
+      const refusal = await failure(url, 'network.destroy', s, seeded)
+      if (attached.length > 0) expect(refusal).toEqual(['NETWORK_CONTAINS_VIF', ...attached])
+      else expect(refusal).toEqual(['NETWORK_CONTAINS_PIF', ...pifs])
+      seen.add(refusal[0]!)
+    }
+    expect([...seen].sort()).toEqual(['NETWORK_CONTAINS_PIF', 'NETWORK_CONTAINS_VIF'])
+  })
 })
 
 describe('storage messages', () => {

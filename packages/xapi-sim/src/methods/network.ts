@@ -32,16 +32,24 @@ defineMethod('network.create', {
   },
 })
 
-// network.destroy (xapi_network.ml `destroy`): refused while VIFs or PIFs are on it.
+// network.destroy (xapi_network.ml `destroy`): refused while a VIF on it is attached
+// (NETWORK_CONTAINS_VIF) or a PIF is on it (NETWORK_CONTAINS_PIF); the unattached VIFs on it go
+// with it.
 defineMethod('network.destroy', {
   arity: [1],
   async: true,
   run(ctx, [net]) {
-    const rec = ctx.db.require('network', net)
-    if ((rec.VIFs as string[]).length > 0)
-      throw new XapiFailure('NETWORK_CONTAINS_VIF', [...(rec.VIFs as string[])])
-    if ((rec.PIFs as string[]).length > 0)
-      throw new XapiFailure('NETWORK_CONTAINS_PIF', [...(rec.PIFs as string[])])
-    ctx.db.destroy(net as string)
+    const { db } = ctx
+    const rec = db.require('network', net)
+    const vifs = rec.VIFs as string[]
+    const connected = vifs.filter((v) => db.get(v)?.currently_attached === true)
+    if (connected.length > 0) throw new XapiFailure('NETWORK_CONTAINS_VIF', connected)
+    const pifs = rec.PIFs as string[]
+    if (pifs.length > 0) throw new XapiFailure('NETWORK_CONTAINS_PIF', [...pifs])
+    for (const vif of [...vifs]) {
+      db.removeFromSet(db.get(vif)?.VM as string, 'VIFs', vif)
+      db.destroy(vif)
+    }
+    db.destroy(net as string)
   },
 })
