@@ -586,4 +586,60 @@ describe('vm-migrate', () => {
     }
     await expect.poll(() => pendingTasks(sim)).toEqual([])
   })
+
+  test('a network an import made is removed by a later run when the batch that made it was killed', async ({
+    sim,
+    dir,
+  }) => {
+    // Neither name nor bridge of the source network exists in pool-b: each import makes one.
+    const [lanRef] = poolB(sim).find('network', (n) => n.name_label === 'VM network')!
+    poolB(sim).update(lanRef, { name_label: 'lan-b', bridge: 'xenbr9' })
+    const journal = join(dir, 'journal.json')
+    const names = ['web-01', 'db-01']
+    const common = [
+      ...['--method', 'stream', '--network-map', 'VM network=lan-b'],
+      ...['--concurrency', '1', '--journal', journal, '--json'],
+    ]
+    sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
+    const first = spawnScript('vm-migrate', [...names.flatMap((n) => ['--vm', n]), ...common], {
+      env: env(sim),
+    })
+    const done = await first.waitForLine((l) => l.kind === 'vm-done')
+    expect(done.status).toBe('ok')
+    const finished = done.name as string
+    const killedOne = names.find((n) => n !== finished)!
+    await first.waitForLine(
+      (l) => l.kind === 'vm-step' && l.name === killedOne && l.step === 'copying'
+    )
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    first.child.kill('SIGKILL')
+    expect((await first.done).signal).toBe('SIGKILL')
+    sim.faults.transfer.clear()
+    // The finished copy's VIF is on lan-b; the network its import made stayed behind.
+    expect(networkNames(poolB(sim), findVm(poolB(sim), finished)![0])).toEqual(['lan-b'])
+    await expect.poll(() => importMadeNetworks(sim)).toEqual(['VM network'])
+
+    // A rerun that copies nothing still removes it: the journal has the import's task.
+    const again = await runScript('vm-migrate', ['--vm', finished, ...common], { env: env(sim) })
+    expect(again.code, describeRun(again)).toBe(0)
+    expect(resultOf(again, finished)).toMatchObject({ status: 'skipped' })
+    expect(again.events.filter((e) => e.kind === 'network-cleanup')).toEqual([
+      expect.objectContaining({ name: 'VM network' }),
+    ])
+    expect(importMadeNetworks(sim)).toEqual([])
+
+    const rest = await runScript('vm-migrate', ['--vm', killedOne, ...common], { env: env(sim) })
+    expect(rest.code, describeRun(rest)).toBe(0)
+    expect(resultOf(rest, killedOne)).toMatchObject({ status: 'ok', method: 'stream' })
+    expect(networkNames(poolB(sim), findVm(poolB(sim), killedOne)![0])).toEqual(['lan-b'])
+    expect(importMadeNetworks(sim)).toEqual([])
+    const saved = JSON.parse(await readFile(journal, 'utf8'))
+    const entry = (name: string) => saved.vms[findVm(poolA(sim), name)![1].uuid as string]
+    expect(entry(finished)).toMatchObject({ status: 'done', importTasks: [expect.any(String)] })
+    // The killed import's task, then the one that made the copy.
+    expect(entry(killedOne)).toMatchObject({
+      status: 'done',
+      importTasks: [expect.any(String), expect.any(String)],
+    })
+  })
 })

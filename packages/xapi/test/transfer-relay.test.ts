@@ -21,14 +21,19 @@ describe('relayVm', () => {
     const vm = vmRef(sim, 'big')
     const progress = progressRecorder()
     const tasks: Ref<'task'>[] = []
+    const importTasks: Ref<'task'>[] = []
     const [copy, ...more] = await relayVm(src, vm, dst, {
       signal,
       onProgress: progress.onProgress,
       onExportTask: (task) => void tasks.push(task),
+      onImportTask: (task) => void importTasks.push(task),
     })
     expect(more).toEqual([])
     expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
     expect(tasks).toHaveLength(1)
+    // xapi marks what the import made with its task: the caller can find it after a crash.
+    expect(importTasks).toHaveLength(1)
+    expect(sim.db.get(copy!)!.other_config).toMatchObject({ import_task: importTasks[0] })
     expect(progress.check()).toEqual([])
     expect(taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
   })
@@ -48,8 +53,26 @@ describe('relayVm', () => {
     await using pools = await startTlsPools()
     const { sim, src, dst } = pools
     const vm = vmRef(sim, 'halted')
-    const [copy] = await relayVm(src, vm, dst, { signal })
+    const importTasks: Ref<'task'>[] = []
+    const [copy] = await relayVm(src, vm, dst, {
+      signal,
+      onImportTask: (task) => void importTasks.push(task),
+    })
     expect(diskHashes(sim, copy!)).toEqual(diskHashes(sim, vm))
+    expect(sim.db.get(copy!)!.other_config).toMatchObject({ import_task: importTasks[0] })
+  })
+
+  it('onImportTask rejecting: its error, before any byte, nothing left', async ({
+    sim,
+    src,
+    dst,
+  }) => {
+    const refused = new Error('journal full')
+    await expect(
+      relayVm(src, vmRef(sim, 'halted'), dst, { onImportTask: () => Promise.reject(refused) })
+    ).rejects.toBe(refused)
+    await expect.poll(() => vmNames(sim, 1)).toEqual([])
+    await expect.poll(() => taskCount(sim, 0) + taskCount(sim, 1)).toBe(0)
   })
 
   it('a corrupt block: the checksum error, nothing left on either side', async ({

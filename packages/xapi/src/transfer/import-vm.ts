@@ -54,6 +54,7 @@ export async function startImport(
   const task = await client.createTask('Import of VM')
   let target: Target
   try {
+    await o.onTask?.(task.ref)
     target = actionTarget(client.hostUrl(), '/import', {
       session_id: await client.sessionRef(o.signal),
       task_id: task.ref,

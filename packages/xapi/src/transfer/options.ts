@@ -73,6 +73,13 @@ export type ImportVmOptions = {
    * @default 300_000
    */
   readonly stallTimeoutMs?: number
+  /**
+   * Called with the import's task before the upload starts (again with a new task if xapi
+   * refused the session and the import starts over). xapi marks what the import creates with it
+   * (`other_config:import_task` of the VMs and of the networks it had to make), so a caller that
+   * records it can find them after a crash. A rejection ends the import with its error.
+   */
+  readonly onTask?: (task: Ref<'task'>) => Promise<void> | void
 }
 
 const COMPRESSIONS = ['none', 'gzip', 'zstd'] as const
@@ -183,5 +190,6 @@ export function resolveImportOptions(options: ImportVmOptions) {
     stallTimeoutMs: checkCommon(options),
     signal: options.signal,
     onProgress: options.onProgress,
+    onTask: options.onTask,
   }
 }

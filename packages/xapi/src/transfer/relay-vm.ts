@@ -42,6 +42,8 @@ export type RelayVmOptions = {
    * record it somewhere, say). A rejection ends the relay with its error.
    */
   readonly onExportTask?: (task: Ref<'task'>) => Promise<void> | void
+  /** The import's task, as `importVm`'s `onTask` gives it (what the import makes is marked with it). */
+  readonly onImportTask?: (task: Ref<'task'>) => Promise<void> | void
 }
 
 /**
@@ -78,7 +80,13 @@ export async function relayVm(
   } catch (error) {
     return await abandonExport(exp, error)
   }
-  const importOptions = { sr: options.sr, signal, stallTimeoutMs, onProgress: options.onProgress }
+  const importOptions = {
+    sr: options.sr,
+    signal,
+    stallTimeoutMs,
+    onProgress: options.onProgress,
+    onTask: options.onImportTask,
+  }
   if (!exp.conn.direct || exp.chunked) {
     const { body, done } = streamBody(exp.run, exp.conn, { ...eo, chunked: exp.chunked })
     // A failed import destroys the body: the export then only says so.

@@ -30,6 +30,7 @@ function adapt(client: XapiClient): MigrateXapi {
         ...(o.preservePowerState !== undefined && { preservePowerState: o.preservePowerState }),
         ...(o.onProgress && { onProgress: o.onProgress }),
         ...(o.onExportTask && { onExportTask: o.onExportTask }),
+        ...(o.onImportTask && { onImportTask: o.onImportTask }),
       })
     },
   }

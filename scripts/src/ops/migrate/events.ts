@@ -48,9 +48,12 @@ export type MigrateEvent =
   | (VmId & { readonly kind: 'vm-retry'; readonly reason: string; readonly delayMs: number })
   | (VmId & { readonly kind: 'vm-cleanup'; readonly action: string; readonly error?: string })
   | {
-      /** A network a stream import made and nothing uses any more: removed (or not: `error`). */
+      /**
+       * A network a stream import made and nothing uses any more: removed (or not: `error`).
+       * Without `network`: the networks could not be listed.
+       */
       readonly kind: 'network-cleanup'
-      readonly network: string
+      readonly network?: string
       readonly name?: string
       readonly error?: string
     }
@@ -102,6 +105,8 @@ export function formatMigrateEvent(event: MigrateEvent): string | undefined {
     case 'vm-cleanup':
       return `${label(event)}: cleanup: ${event.action}${event.error ? ` failed: ${event.error}` : ''}`
     case 'network-cleanup':
+      if (event.network === undefined)
+        return `networks made by imports: could not list them: ${event.error ?? ''}`
       return event.error
         ? `network ${event.name ?? event.network}: made by an import, could not be removed: ${event.error}`
         : `network ${event.name ?? event.network} (${event.network}): made by an import and unused, removed`

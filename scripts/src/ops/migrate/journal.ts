@@ -42,6 +42,11 @@ export type JournalEntry = {
   readonly newVmRef?: string
   /** The source-side task of the copy (migrate_send or export), to cancel after a crash. */
   readonly taskRef?: string
+  /**
+   * The destination tasks of the stream imports made for this VM: xapi marks the networks an
+   * import had to make with its task, and a later run removes those left unused.
+   */
+  readonly importTasks?: readonly string[]
   /** Power state before we touched it: `--start` and the restart after a failure use it. */
   readonly wasRunning: boolean
   /** We shut the source down (stream copies of running VMs). */

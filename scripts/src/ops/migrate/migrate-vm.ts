@@ -43,8 +43,11 @@ export type MigrateContext = {
   readonly slots: HostSlots
   readonly options: MigrateOptions
   readonly emit: (event: MigrateEvent) => void
-  /** Destination networks that stream copies' VIFs left (see `removeImportedNetworks`). */
-  readonly leftNetworks: Set<string>
+  /**
+   * The destination tasks of this run's stream imports and of those the journal recorded: what
+   * they made is marked with them (see `removeImportedNetworks`).
+   */
+  readonly importTasks: Set<string>
 }
 
 /** A vm-migrate result: the common fields plus `method` and `newVm` (issue 7). */
@@ -167,6 +170,11 @@ export async function migrateVm(
             state.taskRef = taskRef
             await journal.update(vm.uuid, { taskRef })
           },
+          onImportTask: async (taskRef) => {
+            ctx.importTasks.add(taskRef)
+            const importTasks = [...(journal.get(vm.uuid)?.importTasks ?? []), taskRef]
+            await journal.update(vm.uuid, { importTasks })
+          },
           onProgress: throttledProgress(ctx, id),
         })
       }
@@ -184,8 +192,7 @@ export async function migrateVm(
     const newRef = state.newVmRef!
     if (!state.verified) {
       if (state.method === 'stream') {
-        for (const net of await repointVifs(dest, newRef, vm.expect, signal))
-          ctx.leftNetworks.add(net)
+        await repointVifs(dest, newRef, vm.expect, signal)
       }
       await verifyCopy(dest, newRef, vm.expect, signal)
       state.verified = true

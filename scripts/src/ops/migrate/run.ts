@@ -37,7 +37,7 @@ export async function runMigrations(
     options,
     slots: new HostSlots(),
     emit,
-    leftNetworks: new Set<string>(),
+    importTasks: new Set(journal.entries().flatMap((e) => e.importTasks ?? [])),
   }
   const results = new Map<string, MigrateResult>()
   for (const s of plan.skipped) {
@@ -75,7 +75,7 @@ export async function runMigrations(
     awaited = started.length
     await Promise.all(batch)
   }
-  await removeImportedNetworks(pools.dest, ctx.leftNetworks, emit)
+  await removeImportedNetworks(pools.dest, ctx.importTasks, emit)
   for (const vm of plan.vms) {
     if (!results.has(vm.uuid)) {
       results.set(vm.uuid, {

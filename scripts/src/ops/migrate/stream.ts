@@ -55,6 +55,7 @@ export async function copyStream(
   options: {
     signal?: AbortSignal
     onTask?: (taskRef: string) => Promise<void>
+    onImportTask?: (taskRef: string) => Promise<void>
     onProgress?: (progress: CopyProgress) => void
   }
 ): Promise<string> {
@@ -66,6 +67,7 @@ export async function copyStream(
       preservePowerState: vm.powerState === 'Suspended',
       onProgress: options.onProgress,
       onExportTask: options.onTask,
+      onImportTask: options.onImportTask,
     })
     if (refs.length === 1) return refs[0]!
     for (const ref of refs) await removeVmAndDisks(dest, ref).catch(() => {})

@@ -84,22 +84,21 @@ async function vifsByDevice(
  * Puts a stream copy's VIFs on the mapped networks: the import keeps each VIF's device and MAC
  * but picks networks by name, else by bridge, else makes one (import.ml `Net`). `VIF.move` where
  * the server has it (XenServer 7.1+), else destroy and create the VIF again with the same device,
- * MAC and MTU. Resolves with the networks the VIFs left (see `removeImportedNetworks`).
+ * MAC and MTU. A network the import made is left without VIFs: `removeImportedNetworks` removes
+ * it once the batch is over.
  */
 export async function repointVifs(
   dest: MigrateXapi,
   vmRef: string,
   expect: Expectation,
   signal?: AbortSignal
-): Promise<string[]> {
+): Promise<void> {
   const vm = await dest.call<MVm>('VM.get_record', [vmRef], { signal })
   const vifs = await vifsByDevice(dest, vm, signal)
-  const left: string[] = []
   for (const want of expect.vifs) {
     const got = vifs.get(want.device)
     if (got?.record.network === want.network) continue
     if (got !== undefined) {
-      left.push(got.record.network)
       try {
         await dest.call('VIF.move', [got.ref, want.network], { signal })
         continue
@@ -129,5 +128,4 @@ export async function repointVifs(
       { signal }
     )
   }
-  return left
 }

@@ -45,6 +45,8 @@ export type MigrateXapi = {
       readonly onProgress?: (progress: CopyProgress) => void
       /** The export's task, before any byte moves; a rejection ends the copy. */
       readonly onExportTask?: (taskRef: string) => Promise<void>
+      /** The import's task, before the upload starts: what the import makes is marked with it. */
+      readonly onImportTask?: (taskRef: string) => Promise<void>
     }
   ): Promise<string[]>
 }
