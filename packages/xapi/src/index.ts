@@ -19,12 +19,8 @@ export { XAPI_ERROR_PARAMS, isKnownXapiErrorCode } from '@xapi-ops/xapi-formats'
 export type { XapiErrorCode } from '@xapi-ops/xapi-formats'
 export { NULL_REF, isNullRef } from '@xapi-ops/xapi-formats'
 export type { Ref } from '@xapi-ops/xapi-formats'
-export {
-  decodeXmlRpcValue,
-  encodeXmlRpcValue,
-  formatXapiDate,
-  parseXapiDate,
-} from './transport/codec.js'
+export { decodeXmlRpcValue, encodeXmlRpcValue } from './transport/codec.js'
+export { formatXapiDate, parseXapiDate } from '@xapi-ops/xapi-formats'
 export { normalizeRecord } from './records.js'
 export type * from './records.js'
 export type { TaskHandle, CallAsyncOptions } from './tasks.js'
@@ -50,7 +46,6 @@ export {
   tarPadding,
   verifyXva,
   writeXva,
-  xapiDate,
   xvaDisks,
   zeroBlockDigest,
 } from '@xapi-ops/xapi-formats'

@@ -1,5 +1,5 @@
 import type { Ref } from '@xapi-ops/xapi-formats'
-import { parseXapiDate } from './transport/codec.js'
+import { parseXapiDate } from '@xapi-ops/xapi-formats'
 
 // Record shapes with XAPI's wire field names (ocaml/idl/datamodel*.ml). Only the fields ops tooling
 // reads are listed; the index signature keeps the rest reachable as `unknown`. int64 fields are

@@ -14,7 +14,7 @@ export type {
   XvaReadable,
   XvaWriterOptions,
 } from './writer.js'
-export { parseXapiDate, parseXmlRpcValue, serializeXmlRpcValue, xapiDate } from './xmlrpc-value.js'
+export { parseXmlRpcValue, serializeXmlRpcValue } from './xmlrpc-value.js'
 export type { XmlRpcValue } from './xmlrpc-value.js'
 export { XvaInspector } from './inspector.js'
 export type { XvaInspectorOptions } from './inspector.js'

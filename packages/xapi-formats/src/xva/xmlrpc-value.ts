@@ -1,3 +1,5 @@
+import { formatXapiDate, parseXapiDate } from '../xapi-date.js'
+
 /*
  * XML-RPC values as ocaml-rpc writes and reads them in ova.xml: untyped `<value>text</value>` for
  * strings and integers, `<boolean>0|1</boolean>`, `<double>`, `<dateTime.iso8601>`, arrays, structs.
@@ -19,27 +21,6 @@ function escape(s: string): string {
   return s.replace(/[&<>]/g, (c) => ESC[c]!)
 }
 
-function pad(n: number): string {
-  return String(n).padStart(2, '0')
-}
-
-/** `YYYYMMDDThh:mm:ssZ`, as xapi writes DateTime. */
-export function xapiDate(d: Date): string {
-  const ymd = `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}`
-  return `${ymd}T${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}Z`
-}
-
-/** Parses `YYYYMMDDThh:mm:ss[Z]` (xapi) or ISO 8601; the string itself when it is neither. */
-export function parseXapiDate(s: string): Date | string {
-  const m =
-    /^(\d{4})-?(\d{2})-?(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/.exec(s)
-  if (!m) return s
-  const tz =
-    m[7] === undefined || m[7] === 'Z' ? 'Z' : m[7].replace(/^([+-]\d{2})(\d{2})$/, '$1:$2')
-  const d = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${tz}`)
-  return Number.isNaN(d.getTime()) ? s : d
-}
-
 /** Serialises one value (no declaration, no envelope). */
 export function serializeXmlRpcValue(v: unknown, out: string[] = []): string[] {
   if (v === null || v === undefined) out.push('<value></value>')
@@ -49,7 +30,7 @@ export function serializeXmlRpcValue(v: unknown, out: string[] = []): string[] {
     out.push(Number.isInteger(v) ? `<value>${v}</value>` : `<value><double>${v}</double></value>`)
   } else if (typeof v === 'boolean') out.push(`<value><boolean>${v ? 1 : 0}</boolean></value>`)
   else if (v instanceof Date)
-    out.push(`<value><dateTime.iso8601>${xapiDate(v)}</dateTime.iso8601></value>`)
+    out.push(`<value><dateTime.iso8601>${formatXapiDate(v)}</dateTime.iso8601></value>`)
   else if (Array.isArray(v)) {
     out.push('<value><array><data>')
     for (const x of v) serializeXmlRpcValue(x, out)
@@ -153,9 +134,12 @@ export function parseXmlRpcValue(xml: string): XmlRpcValue {
       case 'double':
         v = parseFloat(inner())
         break
-      case 'dateTime.iso8601':
-        v = parseXapiDate(inner().trim())
+      case 'dateTime.iso8601': {
+        // Kept as text when it is no date (the record then says what it holds).
+        const s = inner().trim()
+        v = parseXapiDate(s) ?? s
         break
+      }
       case 'base64':
         v = Buffer.from(inner(), 'base64').toString('latin1')
         break

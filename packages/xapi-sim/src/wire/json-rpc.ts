@@ -1,4 +1,5 @@
-import { I4, formatXapiDate } from './values.js'
+import { formatXapiDate } from '@xapi-ops/xapi-formats'
+import { I4 } from './values.js'
 import { isCacheable, onInvalidate } from './xml-rpc.js'
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {

@@ -1,4 +1,5 @@
-import { FLOAT_FIELDS, I4, formatDouble, formatXapiDate, parseXapiDate } from './values.js'
+import { formatXapiDate, parseXapiDate } from '@xapi-ops/xapi-formats'
+import { FLOAT_FIELDS, I4, formatDouble } from './values.js'
 
 /** A request that is not well-formed XML-RPC: xapi answers it with HTTP 500. */
 export class XmlRpcParseError extends Error {

@@ -1,5 +1,5 @@
 import { XapiError, XapiProtocolError, XapiTransportError } from '../errors.js'
-import { formatXapiDate } from './codec.js'
+import { formatXapiDate } from '@xapi-ops/xapi-formats'
 import { describeTarget, httpPost, type HttpResponse, type PostOptions } from './request.js'
 import { describeBody } from './xml-rpc.js'
 
