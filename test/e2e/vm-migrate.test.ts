@@ -72,6 +72,28 @@ function pendingTasks(sim: Simulator): SimRecord[] {
   )
 }
 
+/**
+ * Runs vm-migrate over two VMs one at a time, transfers throttled, and kills it (SIGKILL) while
+ * it copies the second, once the first is done; the transfer throttle is left on.
+ */
+async function killDuringSecondCopy(
+  sim: Simulator,
+  args: readonly string[],
+  names: readonly string[]
+): Promise<{ finished: string; killedOne: string }> {
+  sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
+  const run = spawnScript('vm-migrate', args, { env: env(sim) })
+  const done = await run.waitForLine((l) => l.kind === 'vm-done')
+  expect(done.status).toBe('ok')
+  const finished = done.name as string
+  const killedOne = names.find((n) => n !== finished)!
+  await run.waitForLine((l) => l.kind === 'vm-step' && l.name === killedOne && l.step === 'copying')
+  await new Promise((resolve) => setTimeout(resolve, 600))
+  run.child.kill('SIGKILL')
+  expect((await run.done).signal).toBe('SIGKILL')
+  return { finished, killedOne }
+}
+
 const resultOf = (result: ScriptResult, name: string) =>
   result.results.find((r) => r.name === name) as Record<string, unknown> | undefined
 
@@ -548,19 +570,7 @@ describe('vm-migrate', () => {
       ...['--vm', 'build-01', '--vm', 'db-01', '--method', 'stream', '--start'],
       ...['--concurrency', '1', '--journal', journal, '--json'],
     ]
-    sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
-    const first = spawnScript('vm-migrate', args, { env: env(sim) })
-    const done = await first.waitForLine((l) => l.kind === 'vm-done')
-    expect(done.status).toBe('ok')
-    const finished = done.name as string
-    const killedOne = names.find((n) => n !== finished)!
-    await first.waitForLine(
-      (l) => l.kind === 'vm-step' && l.name === killedOne && l.step === 'copying'
-    )
-    await new Promise((resolve) => setTimeout(resolve, 700))
-    first.child.kill('SIGKILL')
-    const killed = await first.done
-    expect(killed.signal).toBe('SIGKILL')
+    const { finished, killedOne } = await killDuringSecondCopy(sim, args, names)
     const saved = JSON.parse(await readFile(journal, 'utf8'))
     expect(saved.vms[uuids[killedOne]!]).toMatchObject({ step: 'copying', status: 'in_progress' })
     expect(saved.vms[uuids[finished]!]).toMatchObject({ status: 'done' })
@@ -600,20 +610,11 @@ describe('vm-migrate', () => {
       ...['--method', 'stream', '--network-map', 'VM network=lan-b'],
       ...['--concurrency', '1', '--journal', journal, '--json'],
     ]
-    sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
-    const first = spawnScript('vm-migrate', [...names.flatMap((n) => ['--vm', n]), ...common], {
-      env: env(sim),
-    })
-    const done = await first.waitForLine((l) => l.kind === 'vm-done')
-    expect(done.status).toBe('ok')
-    const finished = done.name as string
-    const killedOne = names.find((n) => n !== finished)!
-    await first.waitForLine(
-      (l) => l.kind === 'vm-step' && l.name === killedOne && l.step === 'copying'
+    const { finished, killedOne } = await killDuringSecondCopy(
+      sim,
+      [...names.flatMap((n) => ['--vm', n]), ...common],
+      names
     )
-    await new Promise((resolve) => setTimeout(resolve, 500))
-    first.child.kill('SIGKILL')
-    expect((await first.done).signal).toBe('SIGKILL')
     sim.faults.transfer.clear()
     // The finished copy's VIF is on lan-b; the network its import made stayed behind.
     expect(networkNames(poolB(sim), findVm(poolB(sim), finished)![0])).toEqual(['lan-b'])
