@@ -57,6 +57,16 @@ describe('Journal', () => {
     await expect(Journal.open(file, pools)).rejects.toThrow(/not valid JSON/)
   })
 
+  it('keeps the import tasks of an entry, and refuses a malformed list', async () => {
+    const file = join(dir, 'j.json')
+    await (await Journal.open(file, pools)).update('vm-1', { importTasks: ['OpaqueRef:t1'] })
+    expect((await Journal.open(file, pools)).get('vm-1')?.importTasks).toEqual(['OpaqueRef:t1'])
+    const saved = JSON.parse(await readFile(file, 'utf8'))
+    saved.vms['vm-1'].importTasks = 'OpaqueRef:t1'
+    await writeFile(file, JSON.stringify(saved))
+    await expect(Journal.open(file, pools)).rejects.toThrow(/bad entry for VM vm-1/)
+  })
+
   it('without a file, keeps entries in memory only', async () => {
     const journal = await Journal.open(undefined, pools)
     await journal.update('vm-1', { name: 'web', status: 'done' })

@@ -203,7 +203,9 @@ function parseJournal(text: string, file: string): JournalFile {
       typeof e !== 'object' ||
       e.uuid !== uuid ||
       !JOURNAL_STEPS.includes(e.step as JournalStep) ||
-      !['in_progress', 'done', 'failed', 'skipped'].includes(e.status as string)
+      !['in_progress', 'done', 'failed', 'skipped'].includes(e.status as string) ||
+      (e.importTasks !== undefined &&
+        !(Array.isArray(e.importTasks) && e.importTasks.every((t) => typeof t === 'string')))
     ) {
       throw new UsageError(`--journal ${file}: bad entry for VM ${uuid}`)
     }
