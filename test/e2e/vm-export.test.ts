@@ -692,6 +692,75 @@ describe('vm-export', () => {
     expect(await listDir(dir)).toEqual([])
   })
 
+  test('kill -9 mid-export: the next run into the same --out destroys the snapshot left behind', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
+    const [ref] = findVm(pool(sim), 'web-01')
+    const snapshotsBefore = [...(pool(sim).get(ref)!.snapshots as string[])]
+    const run = spawnScript('vm-export', ['--json', '--vm', 'web-01', '--out', dir], {
+      env: env(sim),
+      signal,
+    })
+    const taken = await run.waitForLine((l) => l.kind === 'snapshot')
+    await run.waitForLine((l) => l.kind === 'export-start')
+    run.child.kill('SIGKILL')
+    expect((await run.done).signal).toBe('SIGKILL')
+    const left = (pool(sim).get(ref)!.snapshots as string[]).filter(
+      (s) => !snapshotsBefore.includes(s)
+    )
+    expect(left.map((s) => pool(sim).get(s)!.uuid)).toEqual([taken.snapshot])
+    expect((await listDir(dir)).filter((f) => f.startsWith('.vm-export-pending-'))).toHaveLength(1)
+
+    sim.faults.transfer.clear()
+    // A dry run only says so.
+    const dry = await exportVms(sim, ['--vm', 'web-01', '--out', dir, '--dry-run'], signal)
+    expect(dry.code, describeRun(dry)).toBe(0)
+    expect(dry.stderr).toContain(`snapshot ${String(taken.snapshot)} taken for an export`)
+    expect(pool(sim).get(ref)!.snapshots).toEqual([...snapshotsBefore, ...left])
+
+    const r = await exportVms(sim, ['--vm', 'web-01', '--out', dir], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.events).toContainEqual(
+      expect.objectContaining({
+        kind: 'leftover',
+        name: 'web-01',
+        action: `snapshot ${String(taken.snapshot)} destroyed`,
+      })
+    )
+    expect(pool(sim).get(ref)!.snapshots).toEqual(snapshotsBefore)
+    expect(pool(sim).has('VM', left[0]!)).toBe(false)
+    expect(await strayFiles(dir)).toEqual([])
+    expect(r.results[0]).toMatchObject({ status: 'ok' })
+  })
+
+  test('kill -9 during an offline export: the next run starts the VM again first', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
+    const [ref] = findVm(pool(sim), 'web-01')
+    const args = ['--json', '--vm', 'web-01', '--running', 'offline', '--out', dir]
+    const run = spawnScript('vm-export', args, { env: env(sim), signal })
+    await run.waitForLine((l) => l.kind === 'export-start')
+    run.child.kill('SIGKILL')
+    expect((await run.done).signal).toBe('SIGKILL')
+    expect(pool(sim).get(ref)!.power_state).toBe('Halted')
+
+    sim.faults.transfer.clear()
+    // Exporting another VM into that directory is enough.
+    const r = await exportVms(sim, ['--vm', 'build-01', '--out', dir], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    expect(r.events).toContainEqual(
+      expect.objectContaining({ kind: 'leftover', name: 'web-01', action: 'started again' })
+    )
+    expect(pool(sim).get(ref)!.power_state).toBe('Running')
+    expect(await strayFiles(dir)).toEqual([])
+  })
+
   test('at most 2 exports per host, --concurrency in all', async ({ sim, dir, signal }) => {
     sim.faults.transfer.throttleBytesPerSec(8 * 1024 * 1024, { on: 'export' })
     // web-01 and paused-01 run on xcp-a1; halted build-01 and suspended cache-01 are served by the master (xcp-a1) too.

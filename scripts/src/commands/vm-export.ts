@@ -23,6 +23,8 @@ import { SpaceBudget } from '../ops/vm-export/free-space.js'
 import { ManifestStore, MANIFEST_FILE } from '../ops/vm-export/manifest.js'
 import type { Compression, CompressOn } from '../ops/vm-export/naming.js'
 import { prepareOutDir } from '../ops/vm-export/out-dir.js'
+import { PendingStore } from '../ops/vm-export/pending.js'
+import { recoverPending } from '../ops/vm-export/recover-pending.js'
 import { loadInventory, planExports, type RunningMode } from '../ops/vm-export/plan.js'
 import { exportVms } from '../ops/vm-export/run-export.js'
 
@@ -136,7 +138,15 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
     const client = await connectPool(settings, { readOnly: dryRun, signal })
     let display: ProgressDisplay | undefined
     try {
-      const inventory = await loadInventory(client, signal)
+      let inventory = await loadInventory(client, signal)
+      // Snapshots and stopped VMs that a killed run into this directory left: undone first, so
+      // that the plan sees the VMs as they were.
+      const recovered = await recoverPending(client, out, inventory.pool.uuid, {
+        dryRun,
+        emit: (event) => output.emit(event),
+        warn: (message) => output.warn(message),
+      })
+      if (recovered > 0) inventory = await loadInventory(client, signal)
       const selection = selectVms(Object.fromEntries(inventory.vms), argv)
       assertSelection(argv, selection)
       // After the selection: a bad --vm is reported before --out is created.
@@ -208,6 +218,7 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
           cleanTimeoutMs: argv['clean-timeout'] * 1000,
           pool: { uuid: inventory.pool.uuid, name: poolName },
           manifest: store,
+          pending: new PendingStore(out, inventory.pool.uuid),
           budget: new SpaceBudget(),
           display,
           emit,

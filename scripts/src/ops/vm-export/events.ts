@@ -31,6 +31,13 @@ export type VmExportEvent =
   | (VmId & { readonly kind: 'vm-stopped'; readonly action: 'clean_shutdown' | 'hard_shutdown' })
   | (VmId & { readonly kind: 'vm-restarted' })
   | (VmId & {
+      /** What an earlier, killed run (`pid`) left: undone (`action`), or not (`error`). */
+      readonly kind: 'leftover'
+      readonly pid: number
+      readonly action: string
+      readonly error?: string
+    })
+  | (VmId & {
       readonly kind: 'export-start'
       readonly file: string
       readonly attempt: number
@@ -86,6 +93,10 @@ export function formatExportEvent(event: VmExportEvent): string | undefined {
       return `${event.name}: stopped (${event.action})`
     case 'vm-restarted':
       return `${event.name}: started again`
+    case 'leftover':
+      return event.error
+        ? `${event.name}: left by a killed run (pid ${event.pid}): could not ${event.action}: ${event.error}`
+        : `${event.name}: left by a killed run (pid ${event.pid}): ${event.action}`
     case 'export-start':
       return `${event.name}: exporting${event.source === 'snapshot' ? ' its snapshot' : ''} to ${event.file}${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`
     case 'export-progress': {

@@ -10,6 +10,7 @@ import type { VmExportEvent } from './events.js'
 import { checkFreeSpace, type SpaceBudget } from './free-space.js'
 import type { ManifestEntry, ManifestStore } from './manifest.js'
 import { exportPaths, type Compression, type CompressOn } from './naming.js'
+import type { PendingStore } from './pending.js'
 import type { ExportItem } from './plan.js'
 import { checkExisting } from './resume.js'
 import {
@@ -36,6 +37,8 @@ export type ExportJobContext = {
   readonly cleanTimeoutMs: number
   readonly pool: ManifestEntry['pool']
   readonly manifest: ManifestStore
+  /** Where snapshots taken and VMs stopped are recorded until undone (kill -9 safety). */
+  readonly pending: PendingStore
   readonly budget: SpaceBudget
   readonly display: ProgressDisplay
   readonly emit: (event: VmExportEvent) => void
@@ -57,6 +60,7 @@ export async function runExportJob(
   if (item.action === 'skip') {
     return { ...base, status: 'skipped', error: `${item.powerState} (--running skip)` }
   }
+  const pendingId = { vm: item.uuid, name: item.name }
   let snapshot: ExportSnapshot | undefined
   let stopped = false
   let result: ItemResult
@@ -83,10 +87,18 @@ export async function runExportJob(
     }
     let target = item.ref
     if (item.action === 'snapshot') {
+      await ctx.pending.set({ ...pendingId, action: 'snapshot' })
       snapshot = await takeSnapshot(ctx.client, item.ref, item.name, signal)
+      await ctx.pending.set({ ...pendingId, action: 'snapshot', snapshot })
       ctx.emit({ kind: 'snapshot', ...id, snapshot: snapshot.uuid })
       target = snapshot.ref
     } else if (item.action === 'offline') {
+      await ctx.pending.set({
+        ...pendingId,
+        action: 'offline',
+        host: item.record.resident_on,
+        paused: item.powerState === 'Paused',
+      })
       // Set before the call: an interrupted shutdown may still complete on the host.
       stopped = true
       const how = await stopVm(ctx.client, item.ref, { cleanTimeoutMs: ctx.cleanTimeoutMs, signal })
@@ -148,7 +160,12 @@ export async function runExportJob(
       cleanupErrors.push(`the VM could not be started again: ${describeError(error)}`)
     }
   }
-  if (cleanupErrors.length > 0) {
+  if (cleanupErrors.length === 0) {
+    // Undone (or nothing was changed): a later run has nothing to undo for this VM.
+    await ctx.pending.delete(item.uuid).catch((error: unknown) => {
+      ctx.warn(`${item.name}: ${ctx.pending.file}: ${describeError(error)}`)
+    })
+  } else {
     for (const e of cleanupErrors) ctx.warn(`${item.name}: ${e}`)
     const before = result.status === 'failed' && result.error ? `${result.error}; ` : ''
     result = { ...result, status: 'failed', error: `${before}${cleanupErrors.join('; ')}` }
