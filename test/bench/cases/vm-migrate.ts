@@ -4,6 +4,7 @@ import { curlSession } from '../lib/curl.js'
 import { runScript } from '../lib/script.js'
 import { writeSeed } from '../lib/seeds.js'
 import { startSimProcess } from '../lib/sim-process.js'
+import { median } from '../lib/stats.js'
 import type { Bench, Figure } from '../lib/types.js'
 
 function pool(name: string, vms: unknown[]) {
@@ -43,8 +44,7 @@ export const vmMigrateBench: Bench = {
     }
     const figures: Figure[] = []
 
-    // The manual way: for each VM, curl the export into a file, then curl it up. Measured before
-    // and after the script's runs (the machine drifts): the baseline is the mean.
+    // The manual way: for each VM, curl the export into a file, then curl it up.
     const manualRun = async () => {
       const sims = await startPools()
       const src = await curlSession(sims.src.pools[0]!.master, sims.src.user, sims.src.password)
@@ -64,11 +64,7 @@ export const vmMigrateBench: Bench = {
         await sims.stop()
       }
     }
-    const manualBefore = await manualRun()
-    log(`manual way: ${manualBefore.toFixed(0)} ms`)
-
-    const results: { c: number; ms: number; peakRssMiB: number }[] = []
-    for (const c of levels) {
+    const scriptRun = async (c: number) => {
       const sims = await startPools()
       try {
         const env = {
@@ -85,30 +81,54 @@ export const vmMigrateBench: Bench = {
           env
         )
         if (r.code !== 0) throw new Error(`vm-migrate exited with ${r.code}: ${r.stderr}`)
-        log(`concurrency ${c}: ${r.ms.toFixed(0)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`)
-        results.push({ c, ms: r.ms, peakRssMiB: r.peakRssMiB })
+        return r
       } finally {
         await sims.stop()
       }
     }
-    const manualAfter = await manualRun()
-    const manualMs = (manualBefore + manualAfter) / 2
-    log(`manual way: ${manualAfter.toFixed(0)} ms (mean ${manualMs.toFixed(0)} ms)`)
+
+    // Rounds of: the manual way, then the script at each concurrency. The machine drifts: each
+    // figure is the median of its rounds, measured between the same baseline runs.
+    const rounds = quick ? 1 : 3
+    const manual: number[] = []
+    const runs = new Map<number, { ms: number[]; peakRssMiB: number }>()
+    for (let round = 1; round <= rounds; round++) {
+      const m = await manualRun()
+      manual.push(m)
+      log(`round ${round}: manual way ${m.toFixed(0)} ms`)
+      for (const c of levels) {
+        const r = await scriptRun(c)
+        const entry = runs.get(c) ?? { ms: [], peakRssMiB: 0 }
+        entry.ms.push(r.ms)
+        entry.peakRssMiB = Math.max(entry.peakRssMiB, r.peakRssMiB)
+        runs.set(c, entry)
+        log(
+          `round ${round}: concurrency ${c}: ${r.ms.toFixed(0)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`
+        )
+      }
+    }
+    const manualMs = median(manual)
+    log(`manual way: median ${manualMs.toFixed(0)} ms`)
+    const results = levels.map((c) => ({
+      c,
+      ms: median(runs.get(c)!.ms),
+      peakRssMiB: runs.get(c)!.peakRssMiB,
+    }))
     for (const { c, ms, peakRssMiB } of results) {
       figures.push({
-        name: `${count} VMs of ${sizeMiB} MiB by stream, concurrency ${c}, whole script`,
+        name: `${count} VMs of ${sizeMiB} MiB by stream, concurrency ${c}, whole script (median of ${rounds})`,
         value: ms,
         unit: 'ms',
         better: 'lower',
         baseline: {
-          name: 'curl export to a file, then curl -T, VM by VM (mean of a run before and after)',
+          name: `curl export to a file, then curl -T, VM by VM (median of ${rounds})`,
           value: manualMs,
         },
         goal: '≥ 1.5× faster',
         met: manualMs / ms >= 1.5,
       })
       figures.push({
-        name: `peak RSS of vm-migrate, concurrency ${c}`,
+        name: `peak RSS of vm-migrate, concurrency ${c} (highest of ${rounds})`,
         value: peakRssMiB,
         unit: 'MiB',
         better: 'lower',
