@@ -42,6 +42,12 @@ function exportVms(sim: Simulator, args: string[], signal?: AbortSignal): Promis
   return runScript('vm-export', ['--json', ...args], { env: env(sim), signal })
 }
 
+/** vm-export with `--json`, its exports throttled to 1 MiB/s (time to interrupt it). */
+function spawnThrottled(sim: Simulator, args: string[], signal: AbortSignal) {
+  sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
+  return spawnScript('vm-export', ['--json', ...args], { env: env(sim), signal })
+}
+
 function describeRun(r: ScriptResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}`
 }
@@ -637,24 +643,11 @@ describe('vm-export', () => {
     dir,
     signal,
   }) => {
-    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
     const before = objectCounts(pool(sim))
-    const run = spawnScript(
-      'vm-export',
-      [
-        '--json',
-        '--vm',
-        'web-01',
-        '--vm',
-        'db-01',
-        '--vm',
-        'build-01',
-        '--concurrency',
-        '1',
-        '--out',
-        dir,
-      ],
-      { env: env(sim), signal }
+    const run = spawnThrottled(
+      sim,
+      ['--vm', 'web-01', '--vm', 'db-01', '--vm', 'build-01', '--concurrency', '1', '--out', dir],
+      signal
     )
     await run.waitForLine((l) => l.kind === 'export-start')
     await new Promise((resolve) => setTimeout(resolve, 500))
@@ -675,12 +668,11 @@ describe('vm-export', () => {
     dir,
     signal,
   }) => {
-    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
     const [ref] = findVm(pool(sim), 'web-01')
-    const run = spawnScript(
-      'vm-export',
-      ['--json', '--vm', 'web-01', '--running', 'offline', '--out', dir],
-      { env: env(sim), signal }
+    const run = spawnThrottled(
+      sim,
+      ['--vm', 'web-01', '--running', 'offline', '--out', dir],
+      signal
     )
     await run.waitForLine((l) => l.kind === 'export-start')
     await new Promise((resolve) => setTimeout(resolve, 500))
@@ -697,13 +689,9 @@ describe('vm-export', () => {
     dir,
     signal,
   }) => {
-    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
     const [ref] = findVm(pool(sim), 'web-01')
     const snapshotsBefore = [...(pool(sim).get(ref)!.snapshots as string[])]
-    const run = spawnScript('vm-export', ['--json', '--vm', 'web-01', '--out', dir], {
-      env: env(sim),
-      signal,
-    })
+    const run = spawnThrottled(sim, ['--vm', 'web-01', '--out', dir], signal)
     const taken = await run.waitForLine((l) => l.kind === 'snapshot')
     await run.waitForLine((l) => l.kind === 'export-start')
     run.child.kill('SIGKILL')
@@ -741,10 +729,12 @@ describe('vm-export', () => {
     dir,
     signal,
   }) => {
-    sim.faults.transfer.throttleBytesPerSec(1024 * 1024, { on: 'export' })
     const [ref] = findVm(pool(sim), 'web-01')
-    const args = ['--json', '--vm', 'web-01', '--running', 'offline', '--out', dir]
-    const run = spawnScript('vm-export', args, { env: env(sim), signal })
+    const run = spawnThrottled(
+      sim,
+      ['--vm', 'web-01', '--running', 'offline', '--out', dir],
+      signal
+    )
     await run.waitForLine((l) => l.kind === 'export-start')
     run.child.kill('SIGKILL')
     expect((await run.done).signal).toBe('SIGKILL')
