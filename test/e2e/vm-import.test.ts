@@ -93,6 +93,24 @@ describe('vm-import', () => {
     expect(imported.power_state).toBe('Running')
   })
 
+  test('--restore again: the VM already there makes the file fail, no second copy', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    const first = await importInto(sim, [files['build-01']!, '--restore'], signal)
+    expect(first.code, describeRun(first)).toBe(0)
+    const before = objectCounts(poolB(sim))
+    const again = await importInto(sim, [files['build-01']!, '--restore'], signal)
+    expect(again.code, describeRun(again)).toBe(1)
+    expect(again.results[0]).toMatchObject({
+      status: 'failed',
+      errorCode: 'VM_TO_IMPORT_IS_NOT_NEWER_VERSION',
+    })
+    expect(objectCounts(poolB(sim))).toEqual(before)
+  })
+
   test('--dir imports every .xva, .xva.gz and .xva.zst file of a directory', async ({
     sim,
     dir,
