@@ -37,7 +37,7 @@ export const transferBench: Bench = {
       // Fresh files each run (truncating a cached 1 GiB file costs the writer a variable amount
       // of kernel time), and the order alternates so that neither side always runs on the
       // page cache the other just filled.
-      const runs = quick ? 1 : 5
+      const runs = quick ? 1 : 9
       const ours: number[] = []
       const theirs: number[] = []
       let bytes = 0

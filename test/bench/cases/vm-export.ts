@@ -17,7 +17,7 @@ export const vmExportBench: Bench = {
     const count = quick ? 2 : 8
     const sizeMiB = quick ? 32 : 2048
     const levels = quick ? [2] : [1, 2, 4]
-    const rounds = quick ? 1 : 3
+    const rounds = quick ? 1 : 5
     const names = Array.from({ length: count }, (_, i) => `exp-${i}`)
     const seed = await writeSeed(
       tmpDir,
