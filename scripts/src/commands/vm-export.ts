@@ -139,18 +139,21 @@ export const vmExportCommand: ScriptCommand<VmExportArgs, VmExportEvent> = {
     let display: ProgressDisplay | undefined
     try {
       let inventory = await loadInventory(client, signal)
-      // Snapshots and stopped VMs that a killed run into this directory left: undone first, so
-      // that the plan sees the VMs as they were.
+      let selection = selectVms(Object.fromEntries(inventory.vms), argv)
+      assertSelection(argv, selection)
+      // After the selection: a bad --vm is reported before --out is created.
+      await prepareOutDir(out, { create: !dryRun })
+      // Snapshots and stopped VMs that a killed run into this directory left: undone before the
+      // plan, so that it sees the VMs as they were.
       const recovered = await recoverPending(client, out, inventory.pool.uuid, {
         dryRun,
         emit: (event) => output.emit(event),
         warn: (message) => output.warn(message),
       })
-      if (recovered > 0) inventory = await loadInventory(client, signal)
-      const selection = selectVms(Object.fromEntries(inventory.vms), argv)
-      assertSelection(argv, selection)
-      // After the selection: a bad --vm is reported before --out is created.
-      await prepareOutDir(out, { create: !dryRun })
+      if (recovered > 0) {
+        inventory = await loadInventory(client, signal)
+        selection = selectVms(Object.fromEntries(inventory.vms), argv)
+      }
       const items = planExports(inventory, selection.selected, {
         running: argv.running,
         compression,
