@@ -43,7 +43,13 @@ export async function recoverPending(
     let data: PendingFile
     try {
       data = JSON.parse(await readFile(file, 'utf8')) as PendingFile
-      if (data.version !== 1 || typeof data.entries !== 'object' || data.entries === null)
+      if (
+        data.version !== 1 ||
+        !Number.isSafeInteger(data.pid) ||
+        data.pid <= 0 ||
+        typeof data.entries !== 'object' ||
+        data.entries === null
+      )
         throw new Error('not a pending file of version 1')
     } catch (error) {
       options.warn(`${file}: unreadable, left as it is: ${describeError(error)}`)
