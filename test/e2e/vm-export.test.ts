@@ -48,6 +48,14 @@ function spawnThrottled(sim: Simulator, args: string[], signal: AbortSignal) {
   return spawnScript('vm-export', ['--json', ...args], { env: env(sim), signal })
 }
 
+/** web-01 exported `--running offline` (throttled), once its transfer started. */
+async function offlineExportStarted(sim: Simulator, dir: string, signal: AbortSignal) {
+  const [ref] = findVm(pool(sim), 'web-01')
+  const run = spawnThrottled(sim, ['--vm', 'web-01', '--running', 'offline', '--out', dir], signal)
+  await run.waitForLine((l) => l.kind === 'export-start')
+  return { ref, run }
+}
+
 function describeRun(r: ScriptResult): string {
   return `exit ${r.code}\nstdout:\n${r.stdout.slice(-3000)}\nstderr:\n${r.stderr.slice(-3000)}`
 }
@@ -668,13 +676,7 @@ describe('vm-export', () => {
     dir,
     signal,
   }) => {
-    const [ref] = findVm(pool(sim), 'web-01')
-    const run = spawnThrottled(
-      sim,
-      ['--vm', 'web-01', '--running', 'offline', '--out', dir],
-      signal
-    )
-    await run.waitForLine((l) => l.kind === 'export-start')
+    const { ref, run } = await offlineExportStarted(sim, dir, signal)
     await new Promise((resolve) => setTimeout(resolve, 500))
     run.child.kill('SIGINT')
     const r = await run.done
@@ -729,13 +731,7 @@ describe('vm-export', () => {
     dir,
     signal,
   }) => {
-    const [ref] = findVm(pool(sim), 'web-01')
-    const run = spawnThrottled(
-      sim,
-      ['--vm', 'web-01', '--running', 'offline', '--out', dir],
-      signal
-    )
-    await run.waitForLine((l) => l.kind === 'export-start')
+    const { ref, run } = await offlineExportStarted(sim, dir, signal)
     run.child.kill('SIGKILL')
     expect((await run.done).signal).toBe('SIGKILL')
     expect(pool(sim).get(ref)!.power_state).toBe('Halted')
