@@ -94,6 +94,23 @@ async function killDuringSecondCopy(
   return { finished, killedOne }
 }
 
+/**
+ * Sessions `host.migrate_receive` made on pool-b that were not logged out: its calls, less the
+ * logouts of sessions that made no other call there (ours make calls; those only log out).
+ */
+function migrateSessionsLeft(sim: Simulator): number {
+  const hostsB = new Set(sim.pools[1]!.hosts.map((h) => h.name))
+  const onB = sim.calls.filter((c) => hostsB.has(c.host) && c.outcome === 'success')
+  const received = onB.filter((c) => c.method === 'host.migrate_receive').length
+  const working = new Set(onB.filter((c) => c.method !== 'session.logout').map((c) => c.session))
+  const released = new Set(
+    onB
+      .filter((c) => c.method === 'session.logout' && !working.has(c.session))
+      .map((c) => c.session)
+  )
+  return received - released.size
+}
+
 const resultOf = (result: ScriptResult, name: string) =>
   result.results.find((r) => r.name === name) as Record<string, unknown> | undefined
 
@@ -328,6 +345,7 @@ describe('vm-migrate', () => {
     expect(findVm(poolA(sim), 'build-01')).toBeUndefined()
     expect(sim.calls.some((c) => c.method === 'VM.assert_can_migrate')).toBe(true)
     expect(pendingTasks(sim)).toEqual([])
+    expect(migrateSessionsLeft(sim)).toBe(0)
   })
 
   test('auto: native where assert_can_migrate passes, else stream', async ({ sim }) => {
@@ -347,6 +365,9 @@ describe('vm-migrate', () => {
     expect(resultOf(result, native.name as string)).toMatchObject({ method: 'native' })
     expect(vmsNamed(poolB(sim), 'build-01')).toHaveLength(1)
     expect(vmsNamed(poolB(sim), 'cache-01')).toHaveLength(1)
+    // The route not taken and the one taken: both destination sessions logged out.
+    expect(sim.calls.filter((c) => c.method === 'host.migrate_receive')).toHaveLength(2)
+    expect(migrateSessionsLeft(sim)).toBe(0)
   })
 
   test('native: TOO_MANY_STORAGE_MIGRATES waits and retries', async ({ sim }) => {

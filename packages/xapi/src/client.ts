@@ -12,7 +12,7 @@ import {
   type ResolvedClientOptions,
 } from './options.js'
 import { normalizeRecord, type RecordOf, type XapiClass } from './records.js'
-import type { Ref } from '@xapi-ops/xapi-formats'
+import { isXapiError, type Ref } from '@xapi-ops/xapi-formats'
 import { Session, type SessionState } from './session.js'
 import { TaskWatcher, type WatchTaskOptions } from './task-watcher.js'
 import { callAsync, createTask, type CallAsyncOptions, type TaskHandle } from './tasks.js'
@@ -157,6 +157,38 @@ export class XapiClient {
    */
   callAsync<T = unknown>(method: string, params: unknown[], opts?: CallAsyncOptions): Promise<T> {
     return callAsync<T>(this, this.#tasks, method, params, opts)
+  }
+
+  /**
+   * Logs out a session that is not this client's own: the one `host.migrate_receive` makes for
+   * the source of a cross-pool migration (its `session_id`), which xapi leaves open. A session
+   * already gone is not an error. Not for the client's own session: `close()` ends that one.
+   */
+  async logoutSession(ref: string, opts: CallOptions = {}): Promise<void> {
+    this.#assertOpen()
+    if (typeof ref !== 'string' || !ref.startsWith('OpaqueRef:')) {
+      throw new XapiClientError(
+        XAPI_CLIENT_ERROR_CODES.INVALID_CALL,
+        'logoutSession expects a session ref (OpaqueRef:…)'
+      )
+    }
+    if (this.#session.state === 'connected' && ref === (await this.#session.ref())) {
+      throw new XapiClientError(
+        XAPI_CLIENT_ERROR_CODES.INVALID_CALL,
+        'logoutSession is for other sessions: use close() to end this client'
+      )
+    }
+    // A session ref is a credential: kept out of error messages like the client's own.
+    this.#session.secrets.add(ref)
+    try {
+      await this.#limiter.run(
+        () => this.#session.call('session.logout', [ref], opts, false),
+        opts.signal
+      )
+    } catch (error) {
+      if (isXapiError(error, 'SESSION_INVALID')) return
+      throw error
+    }
   }
 
   /** Creates a caller-owned task, e.g. to pass as `task_id` to an HTTP transfer. */

@@ -66,6 +66,32 @@ describe('sessions', () => {
     await expect(xapi.call('pool.get_all')).rejects.toMatchObject({ code: 'XAPI_CLIENT_CLOSED' })
   })
 
+  test("logoutSession ends another session (host.migrate_receive's), never its own", async ({
+    sim,
+    opts,
+  }) => {
+    await using xapi = await connect(opts)
+    const [host] = await xapi.call<string[]>('host.get_all')
+    const [network] = await xapi.call<string[]>('network.get_all')
+    const dest = await xapi.call<Record<string, string>>('host.migrate_receive', host, network, {})
+    await xapi.logoutSession(dest.session_id!)
+    const logouts = sim.calls.filter((c) => c.method === 'session.logout')
+    expect(logouts).toHaveLength(1)
+    expect(logouts[0]).toMatchObject({ outcome: 'success' })
+    const ours = sim.calls.find((c) => c.method === 'host.migrate_receive')!.session
+    expect(logouts[0]!.session).not.toBe(ours)
+    // Gone already: not an error; the client's own session still works.
+    await xapi.logoutSession(dest.session_id!)
+    expect(await xapi.call('pool.get_all')).toHaveLength(1)
+    await expect(xapi.logoutSession(await xapi.sessionRef())).rejects.toMatchObject({
+      code: 'XAPI_CLIENT_INVALID_CALL',
+    })
+    await expect(xapi.logoutSession('not-a-ref')).rejects.toMatchObject({
+      code: 'XAPI_CLIENT_INVALID_CALL',
+    })
+    expect(logouts[0]!.params).toEqual(['***'])
+  })
+
   test('a second SESSION_INVALID in a row is reported, not looped on', async ({ sim, opts }) => {
     await using xapi = await connect(opts)
     sim.faults.failMethod('pool.get_all', 'SESSION_INVALID', ['OpaqueRef:whatever'], { times: 2 })

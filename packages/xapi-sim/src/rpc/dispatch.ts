@@ -40,6 +40,11 @@ export async function dispatch(
   let session: SimSession | undefined
   let outcome: Outcome
   const latency = state.faults.currentLatencyMs
+  // Redacted before the call: a session.logout ends the session its parameter names.
+  const recorded = params.map((p, i) => {
+    if (LOGIN_METHODS.has(method) && i === 1) return REDACTED
+    return redact(state, p)
+  })
   try {
     // node timers may fire a fraction of a millisecond early: wait out the full latency
     while (latency > 0 && performance.now() - started < latency)
@@ -49,10 +54,6 @@ export async function dispatch(
   } catch (e) {
     outcome = { ok: false, description: toErrorDescription(e) }
   }
-  const recorded = params.map((p, i) => {
-    if (LOGIN_METHODS.has(method) && i === 1) return REDACTED
-    return redact(state, p)
-  })
   state.record({
     method,
     params: recorded,

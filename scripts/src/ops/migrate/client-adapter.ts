@@ -17,6 +17,7 @@ function adapt(client: XapiClient): MigrateXapi {
     call: (method, params, o) => client.callWith(method, [...params], opts(o)),
     callAsync: (method, params, o) => client.callAsync(method, [...params], opts(o)),
     watchTask: (ref, o) => client.watchTask(ref as Ref<'task'>, opts(o)),
+    logoutSession: (ref, o) => client.logoutSession(ref, opts(o)),
     async getAllRecords<R>(cls: string, o?: { signal?: AbortSignal }) {
       const all = await client.callWith<Record<string, R>>(`${cls}.get_all_records`, [], opts(o))
       return new Map(Object.entries(all))

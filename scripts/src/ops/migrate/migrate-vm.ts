@@ -9,6 +9,7 @@ import {
   candidateHosts,
   copyNative,
   prepareNative,
+  releaseNative,
   retryStorageMigrates,
   type NativeRequest,
 } from './native.js'
@@ -137,46 +138,51 @@ export async function migrateVm(
         return { ...id, status: 'skipped', action: 'none', error: chosen.skip }
       }
       state.method = chosen.method
-      // The copy carries this key (migrate_send and XVA keep other_config): after a crash a
-      // half-made copy is found on the destination by it.
-      await setOtherConfig(source, vm.ref, MIGRATE_MARKER, vm.uuid, signal)
-      await record('copying', { method: chosen.method })
       let newRef: string
-      if (chosen.method === 'native') {
-        newRef = await copyNative(source, vm, chosen.req, {
-          slots: ctx.slots,
-          signal,
-          onTask: async (taskRef) => {
-            state.taskRef = taskRef
-            await journal.update(vm.uuid, { taskRef })
-          },
-          onRetry: ({ reason, delayMs }) => emit({ kind: 'vm-retry', ...id, reason, delayMs }),
-        })
-        if (chosen.req.live) state.sourceGone = true
-      } else {
-        if (vm.powerState === 'Running' || vm.powerState === 'Paused') {
-          // Journal first: after a crash mid-shutdown the rerun must know the VM was running.
-          state.shutDownByUs = true
-          await journal.update(vm.uuid, { shutDownByUs: true, wasRunning: true })
-          await shutdownSource(source, vm.ref, {
-            cleanTimeoutMs: ctx.options.cleanTimeoutMs,
+      try {
+        // The copy carries this key (migrate_send and XVA keep other_config): after a crash a
+        // half-made copy is found on the destination by it.
+        await setOtherConfig(source, vm.ref, MIGRATE_MARKER, vm.uuid, signal)
+        await record('copying', { method: chosen.method })
+        if (chosen.method === 'native') {
+          newRef = await copyNative(source, vm, chosen.req, {
+            slots: ctx.slots,
             signal,
-            onAction: (action) => emit({ kind: 'vm-shutdown', ...id, action }),
+            onTask: async (taskRef) => {
+              state.taskRef = taskRef
+              await journal.update(vm.uuid, { taskRef })
+            },
+            onRetry: ({ reason, delayMs }) => emit({ kind: 'vm-retry', ...id, reason, delayMs }),
+          })
+          if (chosen.req.live) state.sourceGone = true
+        } else {
+          if (vm.powerState === 'Running' || vm.powerState === 'Paused') {
+            // Journal first: after a crash mid-shutdown the rerun must know the VM was running.
+            state.shutDownByUs = true
+            await journal.update(vm.uuid, { shutDownByUs: true, wasRunning: true })
+            await shutdownSource(source, vm.ref, {
+              cleanTimeoutMs: ctx.options.cleanTimeoutMs,
+              signal,
+              onAction: (action) => emit({ kind: 'vm-shutdown', ...id, action }),
+            })
+          }
+          newRef = await copyStream(source, dest, vm, ctx.plan.sr.ref, {
+            signal,
+            onTask: async (taskRef) => {
+              state.taskRef = taskRef
+              await journal.update(vm.uuid, { taskRef })
+            },
+            onImportTask: async (taskRef) => {
+              ctx.importTasks.add(taskRef)
+              const importTasks = [...(journal.get(vm.uuid)?.importTasks ?? []), taskRef]
+              await journal.update(vm.uuid, { importTasks })
+            },
+            onProgress: throttledProgress(ctx, id),
           })
         }
-        newRef = await copyStream(source, dest, vm, ctx.plan.sr.ref, {
-          signal,
-          onTask: async (taskRef) => {
-            state.taskRef = taskRef
-            await journal.update(vm.uuid, { taskRef })
-          },
-          onImportTask: async (taskRef) => {
-            ctx.importTasks.add(taskRef)
-            const importTasks = [...(journal.get(vm.uuid)?.importTasks ?? []), taskRef]
-            await journal.update(vm.uuid, { importTasks })
-          },
-          onProgress: throttledProgress(ctx, id),
-        })
+      } finally {
+        // The destination session host.migrate_receive made: xapi leaves it open.
+        if (chosen.method === 'native') await releaseNative(dest, chosen.req)
       }
       state.newVmRef = newRef
       state.newVm = await dest.call<string>('VM.get_uuid', [newRef], { signal })
@@ -340,21 +346,18 @@ async function findNativeRoute(
   const id = { vm: vm.uuid, name: vm.name }
   let lastError: unknown
   for (const host of candidateHosts(ctx.destInventory, ctx.slots)) {
+    let req: NativeRequest | undefined
     try {
-      const req = await prepareNative(
-        ctx.dest,
-        ctx.destInventory,
-        vm,
-        ctx.plan.sr.ref,
-        host,
-        signal
-      )
-      await retryStorageMigrates(() => assertNative(ctx.source, vm.ref, req, signal), {
+      req = await prepareNative(ctx.dest, ctx.destInventory, vm, ctx.plan.sr.ref, host, signal)
+      const prepared = req
+      await retryStorageMigrates(() => assertNative(ctx.source, vm.ref, prepared, signal), {
         signal,
         onRetry: ({ reason, delayMs }) => ctx.emit({ kind: 'vm-retry', ...id, reason, delayMs }),
       })
       return req
     } catch (error) {
+      // A route not taken: its destination session goes now.
+      if (req !== undefined) await releaseNative(ctx.dest, req)
       lastError = error
       if (signal.aborted || !HOST_SPECIFIC.has(xapiCode(error) ?? '')) throw error
     }

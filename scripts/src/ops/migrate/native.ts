@@ -65,6 +65,16 @@ export async function prepareNative(
   return { destHost, dest: answer, live, vdiMap, vifMap, options }
 }
 
+/**
+ * Logs out the destination session `host.migrate_receive` made for `req` (xapi leaves it open),
+ * once the migration is over or the route not taken. Best effort, on its own deadline.
+ */
+export async function releaseNative(dest: MigrateXapi, req: NativeRequest): Promise<void> {
+  const session = req.dest.session_id
+  if (typeof session !== 'string' || session === '') return
+  await dest.logoutSession(session, { signal: AbortSignal.timeout(30_000) }).catch(() => {})
+}
+
 /** `VM.assert_can_migrate`: throws the reason a native migration would fail. */
 export async function assertNative(
   source: MigrateXapi,

@@ -31,6 +31,8 @@ export type MigrateXapi = {
   /** Waits for a task created elsewhere and resolves with its decoded result. */
   watchTask(ref: string, options?: Signal): Promise<unknown>
   getAllRecords<R>(cls: string, options?: Signal): Promise<ReadonlyMap<string, R>>
+  /** Logs out a session that is not the client's own (`host.migrate_receive`'s). */
+  logoutSession(ref: string, options?: Signal): Promise<void>
   /**
    * Copies a halted (or suspended) VM of this pool into `dest` through this process, verified in
    * flight, no temporary file (`relayVm`). Resolves with the new VMs' refs; when the import
