@@ -732,9 +732,12 @@ describe('vm-export', () => {
     signal,
   }) => {
     const { ref, run } = await offlineExportStarted(sim, dir, signal)
+    const parts = async () => (await listDir(dir)).filter((f) => f.endsWith('.part'))
+    await expect.poll(parts).toHaveLength(1)
     run.child.kill('SIGKILL')
     expect((await run.done).signal).toBe('SIGKILL')
     expect(pool(sim).get(ref)!.power_state).toBe('Halted')
+    expect(await parts()).toHaveLength(1)
 
     sim.faults.transfer.clear()
     // Exporting another VM into that directory is enough.
@@ -744,6 +747,7 @@ describe('vm-export', () => {
       expect.objectContaining({ kind: 'leftover', name: 'web-01', action: 'started again' })
     )
     expect(pool(sim).get(ref)!.power_state).toBe('Running')
+    // The archive it was writing went too.
     expect(await strayFiles(dir)).toEqual([])
   })
 

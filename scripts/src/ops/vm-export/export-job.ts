@@ -1,4 +1,4 @@
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { XAPI_CLIENT_ERROR_CODES, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { describeError, errorCode } from '../../lib/errors.js'
 import { failureCode, type ItemResult } from '../../lib/results.js'
@@ -86,19 +86,21 @@ export async function runExportJob(
         ctx.warn(`${item.name}: ${existing.reason}: exporting again`)
     }
     let target = item.ref
+    await ctx.pending.set({
+      ...pendingId,
+      action: item.action,
+      part: basename(exportPaths(ctx.dir, item.file).part),
+      ...(item.action === 'offline' && {
+        host: item.record.resident_on,
+        paused: item.powerState === 'Paused',
+      }),
+    })
     if (item.action === 'snapshot') {
-      await ctx.pending.set({ ...pendingId, action: 'snapshot' })
       snapshot = await takeSnapshot(ctx.client, item.ref, item.name, signal)
       await ctx.pending.set({ ...pendingId, action: 'snapshot', snapshot })
       ctx.emit({ kind: 'snapshot', ...id, snapshot: snapshot.uuid })
       target = snapshot.ref
     } else if (item.action === 'offline') {
-      await ctx.pending.set({
-        ...pendingId,
-        action: 'offline',
-        host: item.record.resident_on,
-        paused: item.powerState === 'Paused',
-      })
       // Set before the call: an interrupted shutdown may still complete on the host.
       stopped = true
       const how = await stopVm(ctx.client, item.ref, { cleanTimeoutMs: ctx.cleanTimeoutMs, signal })

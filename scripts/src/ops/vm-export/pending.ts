@@ -5,11 +5,13 @@ import { removeQuietly, writeFileAtomic } from '../transfer/fs-utils.js'
 /** `<out>/.vm-export-pending-<pid>.json`: what one run has to undo on the pool. */
 export const PENDING_PREFIX = '.vm-export-pending-'
 
-/** One change a run made to the pool for an export, to undo once the export is over. */
+/** An export in flight and what it changed on the pool, to undo once it is over. */
 export type PendingEntry = {
   readonly vm: string
   readonly name: string
-  readonly action: 'snapshot' | 'offline'
+  readonly action: 'export' | 'snapshot' | 'offline'
+  /** The `.part` file being written (a name in `--out`). */
+  readonly part?: string
   /** The snapshot taken for the export, once xapi made it. */
   readonly snapshot?: { readonly ref: string; readonly uuid: string }
   /** Offline: the host it ran on, and whether it was paused. */
@@ -28,8 +30,8 @@ export type PendingFile = {
 }
 
 /**
- * The snapshots a run took and the VMs it shut down, written to a file in `--out` (atomically)
- * before each change and struck off once it was undone. A run killed in between (kill -9, a
+ * The exports a run has in flight, with the snapshots it took and the VMs it shut down for them,
+ * written to a file in `--out` (atomically) before each change and struck off once it was undone. A run killed in between (kill -9, a
  * power cut) leaves the file behind; the next run into the same directory undoes what it lists
  * (see `recoverPending`). Writes are serialised; the file is removed once empty.
  */

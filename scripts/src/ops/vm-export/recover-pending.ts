@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { describeError } from '../../lib/errors.js'
 import { removeQuietly, writeFileAtomic } from '../transfer/fs-utils.js'
@@ -18,8 +18,8 @@ type Hooks = {
 
 /**
  * Undoes what earlier runs into `dir` could not because they were killed (their pending files,
- * see `PendingStore`): destroys the snapshots they took, starts the VMs they shut down that are
- * still halted. Files of a process still alive, of another machine or of another pool are left
+ * see `PendingStore`): removes the `.part` files they were writing, destroys the snapshots they
+ * took, starts the VMs they shut down that are still halted. Files of a process still alive, of another machine or of another pool are left
  * alone (the first two with a warning). With `dryRun` only warns. Never throws: what cannot be
  * undone stays in its file for the next run. Resolves with how many changes were undone.
  */
@@ -65,11 +65,15 @@ export async function recoverPending(
     if (isAlive(data.pid)) continue
     const entries = Object.values(data.entries)
     if (options.dryRun) {
-      for (const e of entries) options.warn(`${e.name}: ${describe(e)} (a real run undoes it)`)
+      for (const e of entries) {
+        if (e.action !== 'export') options.warn(`${e.name}: ${describe(e)} (a real run undoes it)`)
+      }
       continue
     }
     const left: Record<string, PendingEntry> = {}
     for (const entry of entries) {
+      // The archive the killed run was writing: never a result (a rerun exports it again).
+      if (entry.part !== undefined) await removeQuietly(join(dir, basename(entry.part)))
       if (await undo(client, entry, data.pid, options)) undone++
       else left[entry.vm] = entry
     }
@@ -116,6 +120,7 @@ async function undo(
       ...(error !== undefined && { error: describeError(error) }),
     })
   try {
+    if (entry.action === 'export') return true
     if (entry.action === 'snapshot') {
       if (entry.snapshot === undefined) {
         // The snapshot's ref never came back: name the candidates, destroy nothing.
