@@ -658,10 +658,10 @@ describe('vm-migrate', () => {
     const saved = JSON.parse(await readFile(journal, 'utf8'))
     const entry = (name: string) => saved.vms[findVm(poolA(sim), name)![1].uuid as string]
     expect(entry(finished)).toMatchObject({ status: 'done', importTasks: [expect.any(String)] })
-    // The killed import's task, then the one that made the copy.
-    expect(entry(killedOne)).toMatchObject({
-      status: 'done',
-      importTasks: [expect.any(String), expect.any(String)],
-    })
+    // The one that made the copy last, after the killed run's (if its import had begun).
+    expect(entry(killedOne)).toMatchObject({ status: 'done' })
+    const tasks = entry(killedOne).importTasks as string[]
+    expect(tasks.length).toBeGreaterThanOrEqual(1)
+    expect(tasks.length).toBeLessThanOrEqual(2)
   })
 })
