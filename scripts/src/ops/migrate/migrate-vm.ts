@@ -1,23 +1,17 @@
 import { describeError } from '../../lib/errors.js'
 import { failureCode, type ItemResult } from '../../lib/results.js'
-import { dropTask, findCopies, removeVmAndDisks, restartSource, setOtherConfig } from './cleanup.js'
+import { chooseMethod } from './choose-method.js'
+import { findCopies, removeVmAndDisks, setOtherConfig } from './cleanup.js'
 import type { MigrateEvent } from './events.js'
+import { cleanupAfterFailure, clearLeftovers } from './failure-cleanup.js'
 import type { HostSlots } from './host-slots.js'
 import { stepIndex, type Journal, type JournalStep } from './journal.js'
-import {
-  assertNative,
-  candidateHosts,
-  copyNative,
-  prepareNative,
-  releaseNative,
-  retryStorageMigrates,
-  type NativeRequest,
-} from './native.js'
+import { copyNative, releaseNative } from './native.js'
 import type { MigrationPlan, PlannedVm } from './plan.js'
 import { MIGRATE_MARKER, MIGRATED_TAG_PREFIX, type PoolInventory } from './records.js'
 import { copyStream, shutdownSource } from './stream.js'
 import { repointVifs, verifyCopy } from './verify.js'
-import { ignoring, xapiCode, type CopyProgress, type MigrateXapi } from './xapi.js'
+import { ignoring, type CopyProgress, type MigrateXapi } from './xapi.js'
 
 /** Options of a migration run (from the command line). */
 export type MigrateOptions = {
@@ -56,11 +50,6 @@ export type MigrateResult = ItemResult & {
   readonly method?: 'native' | 'stream'
   readonly newVm?: string
 }
-
-type Chosen =
-  | { readonly method: 'native'; readonly req: NativeRequest }
-  | { readonly method: 'stream' }
-  | { readonly skip: string }
 
 /**
  * Migrates one VM: (resume) → copy by the chosen method → re-point VIFs (stream) → verify →
@@ -291,181 +280,6 @@ async function noteFailure(ctx: MigrateContext, uuid: string, message: string): 
       name: ctx.journal.get(uuid)?.name ?? '',
       action: 'journal',
       error: describeError(error),
-    })
-  }
-}
-
-/** Resolves `auto` (native where `assert_can_migrate` passes, else stream) and `--running skip`. */
-async function chooseMethod(
-  ctx: MigrateContext,
-  vm: PlannedVm,
-  signal: AbortSignal
-): Promise<Chosen> {
-  const id = { vm: vm.uuid, name: vm.name }
-  if (vm.method !== 'stream') {
-    try {
-      const req = await findNativeRoute(ctx, vm, signal)
-      ctx.emit({ kind: 'vm-method', ...id, method: 'native' })
-      return { method: 'native', req }
-    } catch (error) {
-      if (signal.aborted || vm.method === 'native') throw error
-      const reason = `native migration impossible: ${describeError(error)}`
-      if (
-        (vm.powerState === 'Running' || vm.powerState === 'Paused') &&
-        ctx.options.running === 'skip'
-      ) {
-        return { skip: `${reason}; a stream copy needs it halted (--running skip)` }
-      }
-      ctx.emit({ kind: 'vm-method', ...id, method: 'stream', reason })
-      return { method: 'stream' }
-    }
-  }
-  ctx.emit({ kind: 'vm-method', ...id, method: 'stream' })
-  return { method: 'stream' }
-}
-
-// Errors of one destination host that another host of the pool may not have.
-const HOST_SPECIFIC = new Set([
-  'HOST_NOT_ENOUGH_FREE_MEMORY',
-  'HOST_DISABLED',
-  'HOST_OFFLINE',
-  'HOST_NOT_LIVE',
-  'VM_INCOMPATIBLE_WITH_THIS_HOST',
-  'HOST_CANNOT_ATTACH_NETWORK',
-])
-
-/**
- * `host.migrate_receive` + `VM.assert_can_migrate` on the destination hosts in turn, until one
- * passes (another host may have the memory this one lacks); throws the last reason.
- */
-async function findNativeRoute(
-  ctx: MigrateContext,
-  vm: PlannedVm,
-  signal: AbortSignal
-): Promise<NativeRequest> {
-  const id = { vm: vm.uuid, name: vm.name }
-  let lastError: unknown
-  for (const host of candidateHosts(ctx.destInventory, ctx.slots)) {
-    let req: NativeRequest | undefined
-    try {
-      req = await prepareNative(ctx.dest, ctx.destInventory, vm, ctx.plan.sr.ref, host, signal)
-      const prepared = req
-      await retryStorageMigrates(() => assertNative(ctx.source, vm.ref, prepared, signal), {
-        signal,
-        onRetry: ({ reason, delayMs }) => ctx.emit({ kind: 'vm-retry', ...id, reason, delayMs }),
-      })
-      return req
-    } catch (error) {
-      // A route not taken: its destination session goes now.
-      if (req !== undefined) await releaseNative(ctx.dest, req)
-      lastError = error
-      if (signal.aborted || !HOST_SPECIFIC.has(xapiCode(error) ?? '')) throw error
-    }
-  }
-  throw lastError
-}
-
-/** Before a (re)copy: cancels the task a crashed run left, removes copies it left half-made. */
-async function clearLeftovers(
-  ctx: MigrateContext,
-  vm: PlannedVm,
-  taskRef: string | undefined,
-  signal: AbortSignal
-): Promise<void> {
-  const id = { vm: vm.uuid, name: vm.name }
-  if (taskRef !== undefined) {
-    await dropTask(ctx.source, taskRef, signal)
-    await ctx.journal.update(vm.uuid, { taskRef: undefined })
-  }
-  for (const copy of await findCopies(ctx.dest, vm.uuid, signal)) {
-    ctx.emit({ kind: 'vm-cleanup', ...id, action: `removing partial copy ${copy.uuid}` })
-    await removeVmAndDisks(ctx.dest, copy.ref, signal)
-  }
-}
-
-/**
- * After a failure before verification: cancel the copy's task, remove what it made on the
- * destination (unless the source is gone: then the copy is all there is, and is kept), restart
- * the source if we shut it down. Runs on its own deadline, also after an interrupt.
- */
-async function cleanupAfterFailure(
-  ctx: MigrateContext,
-  vm: PlannedVm,
-  state: {
-    taskRef?: string
-    newVmRef?: string
-    newVm?: string
-    shutDownByUs: boolean
-    sourceGone: boolean
-  }
-): Promise<void> {
-  const id = { vm: vm.uuid, name: vm.name }
-  const signal = AbortSignal.timeout(ctx.options.cleanupTimeoutMs ?? 120_000)
-  const step = async (action: string, fn: () => Promise<unknown>) => {
-    try {
-      await fn()
-    } catch (error) {
-      ctx.emit({ kind: 'vm-cleanup', ...id, action, error: describeError(error) })
-    }
-  }
-  if (state.taskRef !== undefined) {
-    const taskRef = state.taskRef
-    await step('cancel task', () => dropTask(ctx.source, taskRef, signal))
-  }
-  let sourceExists = false
-  if (vm.ref !== '') {
-    await step('check source', async () => {
-      sourceExists =
-        (await ignoring(['HANDLE_INVALID'], () =>
-          ctx.source.call<string>('VM.get_power_state', [vm.ref], { signal })
-        )) !== undefined
-    })
-  }
-  let copies: Array<{ ref: string; uuid: string }> = []
-  await step('find copies', async () => {
-    copies = await findCopies(ctx.dest, vm.uuid, signal)
-  })
-  if (state.newVmRef !== undefined && !copies.some((c) => c.ref === state.newVmRef)) {
-    copies.push({ ref: state.newVmRef, uuid: state.newVm ?? '' })
-  }
-  if (!sourceExists) {
-    // A live move finished (or the source was removed): never destroy the only copy.
-    const copy = copies[0]
-    if (copy !== undefined) {
-      await step('record copy', () =>
-        ctx.journal.update(vm.uuid, {
-          step: 'copied',
-          newVmRef: copy.ref,
-          newVm: copy.uuid || undefined,
-          sourceGone: true,
-        })
-      )
-    }
-    return
-  }
-  for (const copy of copies) {
-    ctx.emit({ kind: 'vm-cleanup', ...id, action: `removing copy ${copy.uuid || copy.ref}` })
-    await step(`remove copy ${copy.uuid || copy.ref}`, () =>
-      removeVmAndDisks(ctx.dest, copy.ref, signal)
-    )
-  }
-  await step('journal', () =>
-    ctx.journal.update(vm.uuid, {
-      step: 'planned',
-      newVmRef: undefined,
-      newVm: undefined,
-      taskRef: undefined,
-    })
-  )
-  await step('unmark source', () =>
-    ctx.source.call('VM.remove_from_other_config', [vm.ref, MIGRATE_MARKER], { signal })
-  )
-  if (state.shutDownByUs) {
-    await step('restart source', async () => {
-      if (await restartSource(ctx.source, vm.ref, signal)) {
-        ctx.emit({ kind: 'vm-cleanup', ...id, action: 'source restarted' })
-      }
-      await ctx.journal.update(vm.uuid, { shutDownByUs: false })
     })
   }
 }
