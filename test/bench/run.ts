@@ -8,6 +8,7 @@ import { cpus, totalmem, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { bundleScripts } from '@xapi-ops/scripts/build'
 import { BENCHES } from './cases/index.js'
 import { renderMarkdown, type BenchResult } from './lib/report.js'
 
@@ -31,6 +32,8 @@ if (only && selected.length !== only.length) {
 const argv = process.argv.slice(2).join(' ')
 const command = `npm run bench${argv ? ` -- ${argv}` : ''}`
 await mkdir(outDir, { recursive: true })
+// The scripts are measured as built (`npm run build`): made now, from the sources measured.
+await bundleScripts()
 const tmpDir = await mkdtemp(join(tmpdir(), 'xapi-ops-bench-'))
 const results: BenchResult[] = []
 const started = Date.now()

@@ -40,6 +40,11 @@ export type SpawnScriptOptions = {
   readonly signal?: AbortSignal
   /** Kills the script (SIGKILL) after this long. @default 60_000 */
   readonly timeoutMs?: number
+  /**
+   * Runs this file as it is (a built script, `scripts/dist/<name>.mjs`, started by its shebang)
+   * instead of `scripts/<script>.ts` through tsx.
+   */
+  readonly executable?: string
 }
 
 /** A running script: wait for events, send signals, await the result. */
@@ -85,15 +90,13 @@ export function spawnScript(
     },
     options.env
   )
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', resolve(REPO_ROOT, 'scripts', `${script}.ts`), ...args],
-    {
-      cwd: REPO_ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }
-  )
+  const [file, argv] = options.executable
+    ? [options.executable, args]
+    : [
+        process.execPath,
+        ['--import', 'tsx', resolve(REPO_ROOT, 'scripts', `${script}.ts`), ...args],
+      ]
+  const child = spawn(file, argv, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   const lines: NdjsonLine[] = []

@@ -64,7 +64,8 @@ export const vmExportBench: Bench = {
             )
           const bytes = (events.at(-1)!.results ?? []).reduce((a, r) => a + (r.bytes ?? 0), 0)
           // The transfers: from the plan (connected, VMs listed) to the last export verified and
-          // renamed; the whole script adds tsx start-up, login and the manifest.
+          // renamed; the whole script (built, as `npm run build` makes it) adds start-up, login and the
+          // manifest.
           const times = (kind: string) =>
             events.filter((e) => e.kind === kind).map((e) => Date.parse(e.time!))
           const phaseMs = Math.max(...times('export-done')) - Math.min(...times('plan'))
@@ -131,7 +132,7 @@ export const vmExportBench: Bench = {
           met: rate >= 0.9 * curlRate,
         })
         figures.push({
-          name: `the same, whole script (tsx start-up, login, manifest included)`,
+          name: `the same, whole built script (start-up, login, manifest included)`,
           value: wholeRate,
           unit: 'MiB/s',
           better: 'higher',

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { curlSession } from '../lib/curl.js'
-import { runScript } from '../lib/script.js'
+import { runScript, type ScriptForm } from '../lib/script.js'
 import { writeSeed } from '../lib/seeds.js'
 import { startSimProcess } from '../lib/sim-process.js'
 import { median } from '../lib/stats.js'
@@ -64,7 +64,7 @@ export const vmMigrateBench: Bench = {
         await sims.stop()
       }
     }
-    const scriptRun = async (c: number) => {
+    const scriptRun = async (c: number, form: ScriptForm = 'built') => {
       const sims = await startPools()
       try {
         const env = {
@@ -78,7 +78,8 @@ export const vmMigrateBench: Bench = {
         const r = await runScript(
           'vm-migrate',
           ['--all', '--method', 'stream', '--concurrency', String(c), '--json'],
-          env
+          env,
+          form
         )
         if (r.code !== 0) throw new Error(`vm-migrate exited with ${r.code}: ${r.stderr}`)
         return r
@@ -92,6 +93,9 @@ export const vmMigrateBench: Bench = {
     const rounds = quick ? 1 : 3
     const manual: number[] = []
     const runs = new Map<number, { ms: number[]; peakRssMiB: number }>()
+    // The same through tsx (`npx tsx scripts/vm-migrate.ts`, no build), at one concurrency.
+    const tsxLevel = levels.includes(2) ? 2 : levels[0]!
+    const tsxMs: number[] = []
     for (let round = 1; round <= rounds; round++) {
       const m = await manualRun()
       manual.push(m)
@@ -106,6 +110,9 @@ export const vmMigrateBench: Bench = {
           `round ${round}: concurrency ${c}: ${r.ms.toFixed(0)} ms, peak RSS ${r.peakRssMiB.toFixed(0)} MiB`
         )
       }
+      const t = await scriptRun(tsxLevel, 'tsx')
+      tsxMs.push(t.ms)
+      log(`round ${round}: concurrency ${tsxLevel} through tsx: ${t.ms.toFixed(0)} ms`)
     }
     const manualMs = median(manual)
     log(`manual way: median ${manualMs.toFixed(0)} ms`)
@@ -116,7 +123,7 @@ export const vmMigrateBench: Bench = {
     }))
     for (const { c, ms, peakRssMiB } of results) {
       figures.push({
-        name: `${count} VMs of ${sizeMiB} MiB by stream, concurrency ${c}, whole script (median of ${rounds})`,
+        name: `${count} VMs of ${sizeMiB} MiB by stream, concurrency ${c}, whole built script (median of ${rounds})`,
         value: ms,
         unit: 'ms',
         better: 'lower',
@@ -135,6 +142,16 @@ export const vmMigrateBench: Bench = {
         goal: 'flat',
       })
     }
+    figures.push({
+      name: `the same at concurrency ${tsxLevel} through tsx, no build (median of ${rounds})`,
+      value: median(tsxMs),
+      unit: 'ms',
+      better: 'lower',
+      baseline: {
+        name: `curl export to a file, then curl -T, VM by VM (median of ${rounds})`,
+        value: manualMs,
+      },
+    })
     return figures
   },
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { DIST_DIR } from '@xapi-ops/scripts/build'
 
 const SCRIPTS = fileURLToPath(new URL('../../../scripts/', import.meta.url))
 
@@ -13,14 +14,19 @@ async function vmHwmKiB(pid: number): Promise<number> {
   }
 }
 
+/** How a script is started: built (`scripts/dist/<name>.mjs`, by `npm run bench`) or through tsx. */
+export type ScriptForm = 'built' | 'tsx'
+
 /**
- * Runs one of the scripts as an operator would (`node --import tsx scripts/<name>.ts`), timing the
- * whole process and sampling its peak RSS (VmHWM) from /proc while it runs.
+ * Runs one of the scripts as an operator would: the built file run by its shebang
+ * (`scripts/dist/<name>.mjs`), or `node --import tsx scripts/<name>.ts`; times the whole
+ * process and samples its peak RSS (VmHWM) from /proc while it runs.
  */
 export async function runScript(
   name: string,
   args: string[],
-  env: Record<string, string>
+  env: Record<string, string>,
+  form: ScriptForm = 'built'
 ): Promise<{
   ms: number
   code: number | null
@@ -29,7 +35,11 @@ export async function runScript(
   peakRssMiB: number
 }> {
   const start = performance.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', `${SCRIPTS}${name}.ts`, ...args], {
+  const [file, argv] =
+    form === 'built'
+      ? [`${DIST_DIR}/${name}.mjs`, args]
+      : [process.execPath, ['--import', 'tsx', `${SCRIPTS}${name}.ts`, ...args]]
+  const child = spawn(file, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   })
