@@ -5,6 +5,9 @@ import { startSimulator, type PoolDb, type SimRecord, type Simulator } from '@xa
 import { describe, expect, test as base } from 'vitest'
 import { runScript, spawnScript, type ScriptResult } from './helpers.js'
 
+// The source's marker of a shutdown for a stream copy (scripts/src/ops/migrate/records.ts).
+const SHUTDOWN_MARKER = 'xapi-ops-shut-down-for-migration'
+
 // Seed `two-pools`: pool-a (web-01 and db-01 Running, build-01 Halted, cache-01 Suspended,
 // paused-01 Paused) and pool-b, with SRs and networks of the same names.
 
@@ -535,6 +538,58 @@ describe('vm-migrate', () => {
     expect(poolB(sim).all('VDI').size).toBe(vdisBefore)
     expect(findVm(poolA(sim), 'db-01')![1].power_state).toBe('Running')
     await expect.poll(() => pendingTasks(sim)).toEqual([])
+  })
+
+  /** Runs vm-migrate on db-01 (running) by stream, throttled, and kills it (SIGKILL) mid-copy. */
+  async function killMidCopyOfRunningVm(sim: Simulator): Promise<void> {
+    sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
+    const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
+      env: env(sim),
+    })
+    await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
+    run.child.kill('SIGKILL')
+    expect((await run.done).signal).toBe('SIGKILL')
+    const source = findVm(poolA(sim), 'db-01')![1]
+    expect(source.power_state).toBe('Halted')
+    expect(source.other_config).toHaveProperty([SHUTDOWN_MARKER])
+  }
+
+  test('kill -9 after a stream copy shut its source down, no journal: the rerun starts the copy (--start)', async ({
+    sim,
+  }) => {
+    await killMidCopyOfRunningVm(sim)
+    sim.faults.transfer.clear()
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'db-01', '--method', 'stream', '--start', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    expect(resultOf(result, 'db-01')).toMatchObject({ status: 'ok', started: true })
+    expect(vmsNamed(poolB(sim), 'db-01')).toHaveLength(1)
+    const copy = findVm(poolB(sim), 'db-01')![1]
+    expect(copy.power_state).toBe('Running')
+    expect(copy.other_config).not.toHaveProperty([SHUTDOWN_MARKER])
+    const source = findVm(poolA(sim), 'db-01')![1]
+    expect(source.power_state).toBe('Halted')
+    expect(source.other_config).not.toHaveProperty([SHUTDOWN_MARKER])
+  })
+
+  test('kill -9 after a stream copy shut its source down, no journal: a rerun that fails restarts it', async ({
+    sim,
+  }) => {
+    await killMidCopyOfRunningVm(sim)
+    const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
+      env: env(sim),
+    })
+    await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
+    run.child.kill('SIGINT')
+    const result = await run.done
+    expect(result.code, describeRun(result)).toBe(130)
+    expect(vmsNamed(poolB(sim), 'db-01')).toEqual([])
+    const source = findVm(poolA(sim), 'db-01')![1]
+    expect(source.power_state).toBe('Running')
+    expect(source.other_config).not.toHaveProperty([SHUTDOWN_MARKER])
   })
 
   test('resume finds a copy a crashed run made but did not journal (marker) and replaces it', async ({

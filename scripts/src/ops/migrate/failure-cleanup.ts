@@ -2,7 +2,7 @@ import { describeError } from '../../lib/errors.js'
 import { dropTask, findCopies, removeVmAndDisks, restartSource } from './cleanup.js'
 import type { MigrateContext } from './migrate-vm.js'
 import type { PlannedVm } from './plan.js'
-import { MIGRATE_MARKER } from './records.js'
+import { MIGRATE_MARKER, SHUTDOWN_MARKER } from './records.js'
 import { ignoring } from './xapi.js'
 
 /** Before a (re)copy: cancels the task a crashed run left, removes copies it left half-made. */
@@ -106,6 +106,7 @@ export async function cleanupAfterFailure(
         ctx.emit({ kind: 'vm-cleanup', ...id, action: 'source restarted' })
       }
       await ctx.journal.update(vm.uuid, { shutDownByUs: false })
+      await ctx.source.call('VM.remove_from_other_config', [vm.ref, SHUTDOWN_MARKER], { signal })
     })
   }
 }

@@ -8,7 +8,12 @@ import type { HostSlots } from './host-slots.js'
 import { stepIndex, type Journal, type JournalStep } from './journal.js'
 import { copyNative, releaseNative } from './native.js'
 import type { MigrationPlan, PlannedVm } from './plan.js'
-import { MIGRATE_MARKER, MIGRATED_TAG_PREFIX, type PoolInventory } from './records.js'
+import {
+  MIGRATE_MARKER,
+  MIGRATED_TAG_PREFIX,
+  SHUTDOWN_MARKER,
+  type PoolInventory,
+} from './records.js'
 import { copyStream, shutdownSource } from './stream.js'
 import { repointVifs, verifyCopy } from './verify.js'
 import { ignoring, type CopyProgress, type MigrateXapi } from './xapi.js'
@@ -70,7 +75,7 @@ export async function migrateVm(
     newVmRef: resume?.newVmRef,
     newVm: resume?.newVm,
     taskRef: undefined as string | undefined,
-    shutDownByUs: resume?.shutDownByUs ?? false,
+    shutDownByUs: resume?.shutDownByUs ?? vm.shutDownBefore,
     sourceGone: vm.sourceGone || resume?.sourceGone === true,
     verified: false,
   }
@@ -149,6 +154,9 @@ export async function migrateVm(
             // Journal first: after a crash mid-shutdown the rerun must know the VM was running.
             state.shutDownByUs = true
             await journal.update(vm.uuid, { shutDownByUs: true, wasRunning: true })
+            // And on the VM, for a rerun without the journal.
+            const at = new Date().toISOString()
+            await setOtherConfig(source, vm.ref, SHUTDOWN_MARKER, at, signal)
             await shutdownSource(source, vm.ref, {
               cleanTimeoutMs: ctx.options.cleanTimeoutMs,
               signal,
@@ -186,6 +194,8 @@ export async function migrateVm(
     }
     const newRef = state.newVmRef!
     if (!state.verified) {
+      // The export carried the source's marker (the copy was never shut down by us).
+      await dest.call('VM.remove_from_other_config', [newRef, SHUTDOWN_MARKER], { signal })
       if (state.method === 'stream') {
         await repointVifs(dest, newRef, vm.expect, signal)
       }
@@ -244,10 +254,12 @@ export async function migrateVm(
             { signal }
           )
         )
-        // The marker was for the copy; the tag now says where the source went.
-        await ignoring(['HANDLE_INVALID'], () =>
-          source.call('VM.remove_from_other_config', [vm.ref, MIGRATE_MARKER], { signal })
-        )
+        // The markers were for the copy; the tag now says where the source went.
+        for (const key of [MIGRATE_MARKER, SHUTDOWN_MARKER]) {
+          await ignoring(['HANDLE_INVALID'], () =>
+            source.call('VM.remove_from_other_config', [vm.ref, key], { signal })
+          )
+        }
       }
     }
     await journal.update(vm.uuid, { status: 'done' })

@@ -3,6 +3,7 @@ import type { Expectation, Journal, JournalEntry } from './journal.js'
 import {
   isNull,
   MIGRATE_MARKER,
+  SHUTDOWN_MARKER,
   MIGRATED_TAG_PREFIX,
   toInt,
   type MNetwork,
@@ -49,8 +50,13 @@ export type PlannedVm = {
   readonly uuid: string
   readonly name: string
   readonly powerState: string
-  /** Running before we touched it (from the journal when we shut it down earlier). */
+  /** Running before we touched it (from the journal, or the marker, when we shut it down earlier). */
   readonly wasRunning: boolean
+  /**
+   * Halted by an earlier run's stream copy that died before restarting it or verifying the copy
+   * (the source's SHUTDOWN_MARKER; the journal's entry, when there is one, says instead).
+   */
+  readonly shutDownBefore: boolean
   /** The source host doing the work: `resident_on`, else the source pool master. */
   readonly sourceHost: string
   readonly disks: readonly PlannedDisk[]
@@ -162,7 +168,11 @@ export function buildPlan(
       skipped.push({ uuid: vm.uuid, name: vm.name_label, reason: `already migrated (tag ${tag})` })
       continue
     }
-    const wasRunning = entry?.wasRunning ?? vm.power_state === 'Running'
+    const shutDownBefore =
+      entry === undefined &&
+      vm.power_state === 'Halted' &&
+      vm.other_config?.[SHUTDOWN_MARKER] !== undefined
+    const wasRunning = entry?.wasRunning ?? (vm.power_state === 'Running' || shutDownBefore)
     const method = chooseMethod(vm, options)
     if (method !== 'auto' && method !== 'native' && method !== 'stream') {
       skipped.push({ uuid: vm.uuid, name: vm.name_label, reason: method })
@@ -192,6 +202,7 @@ export function buildPlan(
       name: vm.name_label,
       powerState: vm.power_state,
       wasRunning,
+      shutDownBefore,
       sourceHost: isNull(vm.resident_on) ? source.pool.master : vm.resident_on,
       disks,
       suspendVdi,
@@ -237,6 +248,7 @@ export function buildPlan(
       name: entry.name,
       powerState: 'Halted',
       wasRunning: entry.wasRunning,
+      shutDownBefore: false,
       sourceHost: source.pool.master,
       disks: [],
       vifs: [],

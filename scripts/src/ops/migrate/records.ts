@@ -110,5 +110,13 @@ export function isNull(ref: string | undefined): boolean {
 /** other_config key set on the source VM before a copy; the copy carries it to the destination. */
 export const MIGRATE_MARKER = 'xapi-ops-migrated-from'
 
+/**
+ * other_config key set on a source VM before a stream copy shuts it down (value: when), removed
+ * once it is running again or its copy is verified. A run killed in between leaves it: the next
+ * run, journal or not, then knows the halted VM was running (it starts the copy with `--start`,
+ * restarts the source on failure). The export carries it: the copy's is removed.
+ */
+export const SHUTDOWN_MARKER = 'xapi-ops-shut-down-for-migration'
+
 /** Tag prefix of a source VM kept after its migration: `migrated-to:<pool>/<uuid>`. */
 export const MIGRATED_TAG_PREFIX = 'migrated-to:'
