@@ -17,7 +17,7 @@ import { Session, type SessionState } from './session.js'
 import { TaskWatcher, type WatchTaskOptions } from './task-watcher.js'
 import { callAsync, createTask, type CallAsyncOptions, type TaskHandle } from './tasks.js'
 import { AgentPool } from './transport/http-agent.js'
-import { poolCertificateFingerprints } from './transport/pool-certificates.js'
+import { poolCertificates } from './transport/pool-certificates.js'
 import { RpcChannel } from './transport/rpc.js'
 
 /** Per-call options of `callWith`. */
@@ -264,10 +264,10 @@ export class XapiClient {
   trustPoolCertificates(signal?: AbortSignal): Promise<boolean> {
     if (this.options.fingerprint === undefined || this.#session.base.protocol !== 'https:')
       return Promise.resolve(false)
-    this.#learning ??= poolCertificateFingerprints(this, signal)
-      .then((fps) => {
-        this.#agents.trustPoolCertificates(fps)
-        return fps.length > 0
+    this.#learning ??= poolCertificates(this, signal)
+      .then((certificates) => {
+        this.#agents.trustPoolCertificates(certificates)
+        return certificates.length > 0
       })
       .finally(() => (this.#learning = undefined))
     return this.#learning

@@ -1,10 +1,22 @@
 import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import https from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startSimulator } from '@xapi-ops/xapi-sim'
 import { describe, expect, it } from 'vitest'
-import { connect } from '../src/index.js'
+import { connect, type XapiClient } from '../src/index.js'
+
+/** GET `url` through the client's agent (its TLS policy): the status, or the TLS refusal. */
+function getThrough(xapi: XapiClient, url: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { agent: xapi.agentFor(new URL(url)) }, (res) => {
+      res.resume()
+      resolve(res.statusCode)
+    })
+    req.on('error', reject)
+  })
+}
 
 describe('unix socket', () => {
   it('talks XAPI over unix:/path with both transports', async () => {
@@ -88,7 +100,36 @@ describe('simulator over TLS', () => {
           .slice(before)
           .map((c) => c.method)
           .sort()
-      ).toEqual(['host.get_all', ...pool.hosts.map(() => 'host.get_server_certificate')].sort())
+      ).toEqual(
+        [
+          'host.get_all',
+          ...pool.hosts.flatMap(() => ['host.get_address', 'host.get_server_certificate']),
+        ].sort()
+      )
+      // Learnt, the supporter's certificate is accepted on its address (the sim's: 127.0.0.1).
+      expect(await getThrough(xapi, supporter.url)).toBeTypeOf('number')
+    } finally {
+      await sim.close()
+    }
+  })
+
+  it("a pool member's certificate is accepted on that member's address only", async () => {
+    const sim = await startSimulator({ seed: 'small', timeScale: 0.01, tls: true })
+    try {
+      const pool = sim.pools[0]!
+      const supporter = pool.hosts[1]!
+      // The master reports the supporter at another address than the one it is reached on.
+      sim.db.pool(pool.name).update(supporter.ref, { address: '192.0.2.7' })
+      await using xapi = await connect({
+        url: pool.masterUrl,
+        user: sim.user,
+        password: sim.password,
+        fingerprint: sim.fingerprint!,
+      })
+      expect(await xapi.trustPoolCertificates()).toBe(true)
+      await expect(getThrough(xapi, supporter.url)).rejects.toMatchObject({
+        code: 'XAPI_CLIENT_TLS_PIN_MISMATCH',
+      })
     } finally {
       await sim.close()
     }

@@ -3,6 +3,7 @@ import https from 'node:https'
 import net from 'node:net'
 import type tls from 'node:tls'
 import { XapiTlsError } from '../errors.js'
+import type { PoolCertificate } from './pool-certificates.js'
 
 /** The TLS policy shared by every connection of a client, to any pool member. */
 export type TlsPolicy = {
@@ -32,8 +33,8 @@ export class AgentPool {
   readonly #unix = new Map<string, http.Agent>()
   /** Extra pins for named hosts, learnt from an already verified host (see pinHost). */
   readonly #hostPins = new Map<string, string>()
-  /** Certificates of the pool's hosts, vouched for by a master that matched the pin. */
-  readonly #poolPins = new Set<string>()
+  /** Certificates of the pool's hosts by address, vouched for by a master that matched the pin. */
+  readonly #poolPins = new Map<string, Set<string>>()
 
   constructor(policy: TlsPolicy) {
     this.#policy = policy
@@ -49,13 +50,21 @@ export class AgentPool {
   }
 
   /**
-   * Also accepts these fingerprints on any host: the certificates of the pool's members as the
-   * pinned master reports them. Returns how many were new.
+   * Also accepts each of these certificates on its own host's address (any port): the
+   * certificates of the pool's members as the pinned master reports them. Returns how many were
+   * new.
    */
-  trustPoolCertificates(fingerprints: Iterable<string>): number {
-    const before = this.#poolPins.size
-    for (const fp of fingerprints) this.#poolPins.add(fp.toUpperCase())
-    return this.#poolPins.size - before
+  trustPoolCertificates(certificates: Iterable<PoolCertificate>): number {
+    let added = 0
+    for (const { address, fingerprint } of certificates) {
+      const key = hostName(address)
+      const pins = this.#poolPins.get(key) ?? new Set<string>()
+      const fp = fingerprint.toUpperCase()
+      if (!pins.has(fp)) added++
+      pins.add(fp)
+      this.#poolPins.set(key, pins)
+    }
+    return added
   }
 
   /** The agent for `url` (`https:`, `http:` or `unix:/socket/path`). */
@@ -91,14 +100,18 @@ export class AgentPool {
   }
 }
 
+function hostName(host: string): string {
+  return host.replace(/^\[|\]$/g, '').toLowerCase()
+}
+
 function hostKey(host: string, port: string | number): string {
-  return `${host.replace(/^\[|\]$/g, '')}:${port}`
+  return `${hostName(host)}:${port}`
 }
 
 function createTlsAgent(
   policy: TlsPolicy,
   hostPins: ReadonlyMap<string, string>,
-  poolPins: ReadonlySet<string>
+  poolPins: ReadonlyMap<string, ReadonlySet<string>>
 ): https.Agent {
   // Verification is done by hand on `secureConnect` (synchronously, before any request byte is
   // flushed) so that a pin can accept a self-signed certificate and refusals can name the
@@ -128,17 +141,20 @@ function verifyPeer(
   socket: tls.TLSSocket,
   policy: TlsPolicy,
   hostPins: ReadonlyMap<string, string>,
-  poolPins: ReadonlySet<string>,
+  poolPins: ReadonlyMap<string, ReadonlySet<string>>,
   options: tls.ConnectionOptions
 ): XapiTlsError | undefined {
-  const where = hostKey(options.host ?? options.servername ?? '?', options.port ?? 443)
+  const host = options.host ?? options.servername ?? '?'
+  const where = hostKey(host, options.port ?? 443)
   const cert = socket.getPeerCertificate()
   const actual = cert?.fingerprint256 || undefined
   if (policy.fingerprint !== undefined) {
     const hostPin = hostPins.get(where)
     if (
       actual !== undefined &&
-      (actual === policy.fingerprint || actual === hostPin || poolPins.has(actual))
+      (actual === policy.fingerprint ||
+        actual === hostPin ||
+        poolPins.get(hostName(host))?.has(actual) === true)
     )
       return undefined
     const expected = hostPin ? `${policy.fingerprint} or ${hostPin}` : policy.fingerprint

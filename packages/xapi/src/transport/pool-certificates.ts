@@ -4,33 +4,48 @@ type Caller = {
   callWith<T>(method: string, params: unknown[], opts: { signal?: AbortSignal }): Promise<T>
 }
 
+/** A pool member's API certificate, and the address it serves it on. */
+export type PoolCertificate = {
+  /** The host's `address` (its management IP: where xapi redirects to it). */
+  readonly address: string
+  /** SHA-256 fingerprint, `AB:CD:…`. */
+  readonly fingerprint: string
+}
+
 /**
- * The SHA-256 fingerprints (`AB:CD:…`) of the API certificates of every host of the pool, as
- * the master reports them (`host.get_server_certificate`: the PEM of each host's
- * /etc/xensource/xapi-ssl.pem). xapi makes one self-signed certificate per host, so a pin on
- * the master does not cover the member a transfer is redirected to; the master, whose
- * certificate matched the pin, vouches for them. A host whose certificate cannot be read or
- * parsed is left out (its connections then fail on the pin, as before).
+ * The API certificates of every host of the pool, as the master reports them
+ * (`host.get_server_certificate`: the PEM of each host's /etc/xensource/xapi-ssl.pem), each with
+ * the host's address. xapi makes one self-signed certificate per host, so a pin on the master
+ * does not cover the member a transfer is redirected to; the master, whose certificate matched
+ * the pin, vouches for them, each for its own host's address only. A host whose certificate or
+ * address cannot be read is left out (its connections then fail on the pin, as before).
  */
-export async function poolCertificateFingerprints(
+export async function poolCertificates(
   client: Caller,
   signal?: AbortSignal
-): Promise<string[]> {
+): Promise<PoolCertificate[]> {
   const opts = signal ? { signal } : {}
   const hosts = await client.callWith<string[]>('host.get_all', [], opts)
-  const pems = await Promise.all(
-    hosts.map((host) =>
-      client.callWith<string>('host.get_server_certificate', [host], opts).catch(() => '')
-    )
+  const read = (method: string, host: string) =>
+    client.callWith<string>(method, [host], opts).catch(() => '')
+  const found = await Promise.all(
+    hosts.map(async (host) => {
+      const [address, pem] = await Promise.all([
+        read('host.get_address', host),
+        read('host.get_server_certificate', host),
+      ])
+      return { address, pem }
+    })
   )
-  const fingerprints: string[] = []
-  for (const pem of pems) {
+  const out: PoolCertificate[] = []
+  for (const { address, pem } of found) {
+    if (typeof address !== 'string' || address === '') continue
     try {
       if (typeof pem === 'string' && pem.includes('BEGIN CERTIFICATE'))
-        fingerprints.push(new X509Certificate(pem).fingerprint256)
+        out.push({ address, fingerprint: new X509Certificate(pem).fingerprint256 })
     } catch {
       // not a certificate: leave that host out
     }
   }
-  return fingerprints
+  return out
 }
