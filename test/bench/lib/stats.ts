@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 /** Median of a non-empty list. */
 export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b)
@@ -18,8 +20,17 @@ export async function timeMedian(fn: () => Promise<unknown>, runs: number, warmu
 }
 
 /**
+ * A full garbage collection, for contenders sharing this process: each timed run then starts
+ * from a collected heap instead of paying for the other's garbage.
+ */
+const collect: () => void = (() => {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
+})()
+
+/**
  * Times two contenders alternately (A B A B …) so that noise on the shared machine hits both
- * alike; returns the median of each in ms.
+ * alike, each run after a full collection (outside the timing); returns the median of each in ms.
  */
 export async function timePair(
   a: () => Promise<unknown>,
@@ -40,6 +51,7 @@ export async function timePair(
           [a, ta],
           [b, tb],
         ] as const)) {
+      collect()
       const t0 = performance.now()
       await fn()
       list.push(performance.now() - t0)
