@@ -97,6 +97,16 @@ async function killDuringSecondCopy(
   return { finished, killedOne }
 }
 
+/** Starts vm-migrate on db-01 (running) by stream and sends `signal` once bytes move. */
+async function signalMidCopy(sim: Simulator, signal: NodeJS.Signals): Promise<ScriptResult> {
+  const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
+    env: env(sim),
+  })
+  await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
+  run.child.kill(signal)
+  return run.done
+}
+
 /**
  * Sessions `host.migrate_receive` made on pool-b that were not logged out: its calls, less the
  * logouts of sessions that made no other call there (ours make calls; those only log out).
@@ -525,12 +535,7 @@ describe('vm-migrate', () => {
   }) => {
     sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
     const vdisBefore = poolB(sim).all('VDI').size
-    const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
-      env: env(sim),
-    })
-    await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
-    run.child.kill('SIGINT')
-    const result = await run.done
+    const result = await signalMidCopy(sim, 'SIGINT')
     expect(result.code, describeRun(result)).toBe(130)
     expect(result.summary?.interrupted).toBe(true)
     expect(resultOf(result, 'db-01')).toMatchObject({ status: 'failed', errorCode: 'INTERRUPTED' })
@@ -540,15 +545,10 @@ describe('vm-migrate', () => {
     await expect.poll(() => pendingTasks(sim)).toEqual([])
   })
 
-  /** Runs vm-migrate on db-01 (running) by stream, throttled, and kills it (SIGKILL) mid-copy. */
+  /** Kills (SIGKILL) a throttled stream copy of db-01 (running) once its bytes move. */
   async function killMidCopyOfRunningVm(sim: Simulator): Promise<void> {
     sim.faults.transfer.throttleBytesPerSec(4 * 1024 * 1024)
-    const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
-      env: env(sim),
-    })
-    await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
-    run.child.kill('SIGKILL')
-    expect((await run.done).signal).toBe('SIGKILL')
+    expect((await signalMidCopy(sim, 'SIGKILL')).signal).toBe('SIGKILL')
     const source = findVm(poolA(sim), 'db-01')![1]
     expect(source.power_state).toBe('Halted')
     expect(source.other_config).toHaveProperty([SHUTDOWN_MARKER])
@@ -579,12 +579,7 @@ describe('vm-migrate', () => {
     sim,
   }) => {
     await killMidCopyOfRunningVm(sim)
-    const run = spawnScript('vm-migrate', ['--vm', 'db-01', '--method', 'stream', '--json'], {
-      env: env(sim),
-    })
-    await run.waitForLine((l) => l.kind === 'vm-progress' && Number(l.bytes) > 0)
-    run.child.kill('SIGINT')
-    const result = await run.done
+    const result = await signalMidCopy(sim, 'SIGINT')
     expect(result.code, describeRun(result)).toBe(130)
     expect(vmsNamed(poolB(sim), 'db-01')).toEqual([])
     const source = findVm(poolA(sim), 'db-01')![1]
