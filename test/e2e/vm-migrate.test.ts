@@ -559,6 +559,16 @@ describe('vm-migrate', () => {
   }) => {
     await killMidCopyOfRunningVm(sim)
     sim.faults.transfer.clear()
+    // The plan says so: in JSON, and in the table.
+    const dry = await runScript('vm-migrate', ['--vm', 'db-01', '--dry-run', '--json'], {
+      env: env(sim),
+    })
+    const plan = dry.events.find((e) => e.kind === 'plan') as {
+      vms: Array<Record<string, unknown>>
+    }
+    expect(plan.vms[0]).toMatchObject({ name: 'db-01', power: 'Halted', wasRunning: true })
+    const table = await runScript('vm-migrate', ['--vm', 'db-01', '--dry-run'], { env: env(sim) })
+    expect(table.stdout + table.stderr).toContain('Halted (was Running)')
     const result = await runScript(
       'vm-migrate',
       ['--vm', 'db-01', '--method', 'stream', '--start', '--json'],

@@ -16,6 +16,8 @@ export type PlanRow = VmId & {
     readonly to: string
   }>
   readonly resume?: string
+  /** Halted, but running before an earlier run shut it down for its copy (journal or marker). */
+  readonly wasRunning?: true
 }
 
 /** The typed event stream of vm-migrate (NDJSON with `--json`). */
@@ -82,6 +84,9 @@ export function planRows(plan: MigrationPlan): PlanRow[] {
       to: v.networkName,
     })),
     resume: vm.resume ? `${vm.resume.step} (${vm.resume.status})` : undefined,
+    ...(vm.wasRunning &&
+      vm.powerState === 'Halted' &&
+      !vm.sourceGone && { wasRunning: true as const }),
   }))
 }
 
@@ -126,7 +131,7 @@ function formatPlan(event: Extract<MigrateEvent, { kind: 'plan' }>): string {
   const rows = event.vms.map((r) => [
     r.name,
     r.vm,
-    r.power,
+    r.wasRunning ? `${r.power} (was Running)` : r.power,
     r.method + (r.resume ? ` (resume: ${r.resume})` : ''),
     String(r.disks),
     formatBytes(r.bytes),
