@@ -563,7 +563,7 @@ describe('vm-migrate', () => {
     const dry = await runScript('vm-migrate', ['--vm', 'db-01', '--dry-run', '--json'], {
       env: env(sim),
     })
-    const plan = dry.events.find((e) => e.kind === 'plan') as {
+    const plan = dry.events.find((e) => e.kind === 'plan') as unknown as {
       vms: Array<Record<string, unknown>>
     }
     expect(plan.vms[0]).toMatchObject({ name: 'db-01', power: 'Halted', wasRunning: true })
