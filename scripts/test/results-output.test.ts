@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createOutput, type OutputStream } from '../src/lib/output.js'
+import { createOutput, formatResult, type OutputStream } from '../src/lib/output.js'
 import { countResults, exitCodeOf, ResultCollector, type ItemResult } from '../src/lib/results.js'
 
 function sink(isTTY = false): OutputStream & { text: () => string; lines: () => string[] } {
@@ -39,6 +39,18 @@ describe('results', () => {
     c.set('b', { status: 'ok' })
     c.set('a', { status: 'ok', action: 'hard_shutdown' })
     expect(c.list()).toEqual([{ status: 'ok', action: 'hard_shutdown' }, { status: 'ok' }])
+  })
+})
+
+describe('formatResult', () => {
+  it('names the file of a result that has one, and stands for a VM without a name by it', () => {
+    expect(
+      formatResult({ file: '/b/web.xva', vm: 'u1', name: 'web', status: 'ok', action: 'import' })
+    ).toBe('ok       import          web (u1) [web.xva]')
+    expect(
+      formatResult({ file: '/b/junk.xva', status: 'failed', action: 'none', error: 'empty' })
+    ).toBe('failed   none            junk.xva: empty')
+    expect(formatResult({ status: 'failed', error: 'x' })).toBe('failed                   ?: x')
   })
 })
 

@@ -124,13 +124,80 @@ describe('vm-import', () => {
     expect(r.results.map((x) => x.name).sort()).toEqual(['build-01', 'cache-01', 'paused-01'])
   })
 
-  test('--dry-run imports nothing', async ({ sim, dir, signal }) => {
+  test('--dry-run imports nothing, and names the files that cannot be imported', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
     const files = await exportFromA(sim, dir, ['build-01'])
     const before = objectCounts(poolB(sim))
     const r = await importInto(sim, [files['build-01']!, '--dry-run'], signal)
     expect(r.code, describeRun(r)).toBe(0)
     expect(r.results[0]).toMatchObject({ status: 'skipped' })
     expect(objectCounts(poolB(sim))).toEqual(before)
+
+    const empty = join(dir, 'empty.xva')
+    await writeFile(empty, '')
+    const text = join(dir, 'notes.xva.gz')
+    await writeFile(text, 'not an archive')
+    const bad = await importInto(
+      sim,
+      [join(dir, 'missing.xva'), dir, empty, text, files['build-01']!, '--dry-run'],
+      signal
+    )
+    expect(bad.code, describeRun(bad)).toBe(1)
+    expect(bad.results.map((x) => [x.status, x.errorCode])).toEqual([
+      ['failed', 'ENOENT'],
+      ['failed', 'EISDIR'],
+      ['failed', 'XVA_VERIFICATION_FAILED'],
+      ['failed', 'XVA_VERIFICATION_FAILED'],
+      ['skipped', undefined],
+    ])
+    expect(bad.results[2]!.error).toBe('the file is empty')
+    expect(objectCounts(poolB(sim))).toEqual(before)
+  })
+
+  test('--restore: once xapi reports the import done, the VM is kept (its lookup is retried)', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['build-01'])
+    sim.faults.failMethod('VM.get_record', 'INTERNAL_ERROR', ['transient'], { times: 1 })
+    const r = await importInto(sim, [files['build-01']!, '--restore'], signal)
+    expect(r.code, describeRun(r)).toBe(0)
+    const source = findVm(poolA(sim), 'build-01')[1]
+    expect(r.results[0]).toMatchObject({ status: 'ok', newVm: source.uuid })
+    expect(findVm(poolB(sim), 'build-01')[1].uuid).toBe(source.uuid)
+  })
+
+  test('--restore is refused before sending when the VM is there and running, or its MACs are in use', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    // A backup of a running VM is its snapshot's: restored, it would be a second VM with its MACs.
+    const files = await exportFromA(sim, dir, ['db-01', 'build-01'])
+    const beforeA = objectCounts(poolA(sim))
+    const sameMac = await runScript('vm-import', ['--json', files['db-01']!, '--restore'], {
+      env: envOf(sim, 0),
+      signal,
+    })
+    expect(sameMac.code, describeRun(sameMac)).toBe(1)
+    expect(sameMac.results[0]).toMatchObject({ status: 'failed', errorCode: 'RESTORE_CONFLICT' })
+    expect(sameMac.results[0]!.error).toMatch(/^MAC \S+ is in use by VM db-01 \(/)
+    expect(sameMac.events.some((e) => e.kind === 'import-start')).toBe(false)
+    expect(objectCounts(poolA(sim))).toEqual(beforeA)
+
+    // Restored and running: --restore --force would make xapi skip the VM and keep its new disks.
+    const first = await importInto(sim, [files['build-01']!, '--restore', '--start'], signal)
+    expect(first.code, describeRun(first)).toBe(0)
+    const beforeB = objectCounts(poolB(sim))
+    const running = await importInto(sim, [files['build-01']!, '--restore', '--force'], signal)
+    expect(running.code, describeRun(running)).toBe(1)
+    expect(running.results[0]).toMatchObject({ status: 'failed', errorCode: 'RESTORE_CONFLICT' })
+    expect(running.results[0]!.error).toMatch(/is in the pool and Running/)
+    expect(objectCounts(poolB(sim))).toEqual(beforeB)
   })
 
   test('a missing or non-XVA file fails alone: the batch goes on, nothing is left behind', async ({
@@ -147,7 +214,7 @@ describe('vm-import', () => {
     expect(r.code, describeRun(r)).toBe(1)
     expect(r.results.map((x) => x.status)).toEqual(['failed', 'failed', 'ok'])
     expect(r.results[0]!.error).toMatch(/no such file/)
-    expect(r.results[1]!.error).toMatch(/not a valid XVA archive/)
+    expect(r.results[1]!.error).toMatch(/not an XVA archive: it starts neither with ova.xml/)
     expect(r.results.map((x) => x.errorCode)).toEqual(['ENOENT', expect.any(String), undefined])
     expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
   })
@@ -217,6 +284,32 @@ describe('vm-import', () => {
     expect(typeof r.results[0]!.error).toBe('string')
     expect(objectCounts(poolB(sim)).vms).toBe(before.vms + 1)
     expect(objectCounts(poolB(sim)).vdis).toBe(before.vdis + 1)
+  })
+
+  test('a failed import with --force leaves neither its VM nor the network it made', async ({
+    sim,
+    dir,
+    signal,
+  }) => {
+    const files = await exportFromA(sim, dir, ['web-01'])
+    // No network of pool-b has the name or bridge of web-01's: the import makes one.
+    const db = poolB(sim)
+    for (const [ref, net] of db.filter('network')) {
+      db.update(ref, {
+        name_label: `${String(net.name_label)} (b)`,
+        bridge: `b-${String(net.bridge)}`,
+      })
+    }
+    const networks = db.filter('network').length
+    sim.faults.transfer.dropAfterBytes(4_000_000, { on: 'import' })
+    const before = objectCounts(db)
+    const r = await importInto(sim, [files['web-01']!, '--force'], signal)
+    expect(r.code, describeRun(r)).toBe(1)
+    expect(objectCounts(db)).toEqual(before)
+    expect(r.events.filter((e) => e.kind === 'network-cleanup')).toEqual([
+      expect.objectContaining({ name: expect.any(String), network: expect.any(String) }),
+    ])
+    expect(db.filter('network').length).toBe(networks)
   })
 
   test('a .xva.zst into a host without zstd: sent decompressed, with a warning', async ({

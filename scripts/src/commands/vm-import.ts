@@ -11,6 +11,7 @@ import { connectPool } from '../ops/transfer/connect.js'
 import type { ProgressDisplay } from '../ops/transfer/progress-display.js'
 import { createTransferProgress, transferProgressFields } from '../ops/transfer/progress-output.js'
 import { formatImportEvent, type VmImportEvent } from '../ops/vm-import/events.js'
+import { dryRunResults } from '../ops/vm-import/dry-run.js'
 import { collectFiles } from '../ops/vm-import/files.js'
 import { importFiles } from '../ops/vm-import/run-import.js'
 import { resolveSr } from '../ops/vm-import/sr.js'
@@ -117,12 +118,7 @@ export const vmImportCommand: ScriptCommand<VmImportArgs, VmImportEvent> = {
       })
       const summary = { sr: sr.uuid, srName: sr.name, dryRun }
       if (dryRun) {
-        const results = files.map((file) => ({
-          file,
-          status: 'skipped' as const,
-          action: 'none',
-          error: 'dry run',
-        }))
+        const results = await dryRunResults(files)
         return { results, summary }
       }
       const progress = createTransferProgress<VmImportEvent>({
@@ -153,6 +149,7 @@ export const vmImportCommand: ScriptCommand<VmImportArgs, VmImportEvent> = {
           display,
           emit,
           warn: (message) => output.warn(message),
+          failedImportTasks: new Set(),
         },
         { concurrency: argv.concurrency, signal }
       )

@@ -1,3 +1,4 @@
+import { basename } from 'node:path'
 import { countResults, type ItemResult, type RunReport } from './results.js'
 
 /**
@@ -100,13 +101,18 @@ export function formatGeneric(event: OpsEvent): string {
   return [event.kind, ...fields].join(' ')
 }
 
-/** One human line per result: `failed   hard_shutdown  db-1 (uuid): VM_…`. */
+/**
+ * One human line per result: `failed   hard_shutdown  db-1 (uuid): VM_…`; a result with a
+ * `file` names it (`ok       import         web (uuid) [web.xva]`).
+ */
 export function formatResult(result: ItemResult): string {
-  const label = result.name ?? result.vm ?? '?'
-  const id = result.vm !== undefined && result.name !== undefined ? ` (${result.vm})` : ''
+  const file = typeof result.file === 'string' ? basename(result.file) : undefined
+  const label = result.name || result.vm || file || '?'
+  const id = result.vm !== undefined && result.name ? ` (${result.vm})` : ''
+  const from = file !== undefined && file !== label ? ` [${file}]` : ''
   const action = result.action ?? ''
   const reason = result.error === undefined ? '' : `: ${result.error}`
-  return `${result.status.padEnd(8)} ${action.padEnd(15)} ${label}${id}${reason}`
+  return `${result.status.padEnd(8)} ${action.padEnd(15)} ${label}${id}${from}${reason}`
 }
 
 function formatSummary(scriptName: string, summary: Record<string, unknown>): string {

@@ -1,3 +1,4 @@
+import { formatNetworkCleanup, type NetworkCleanup } from '../transfer/imported-networks.js'
 import { formatBytes, type MigrationPlan } from './plan.js'
 
 type VmId = { readonly vm: string; readonly name: string }
@@ -49,16 +50,13 @@ export type MigrateEvent =
     })
   | (VmId & { readonly kind: 'vm-retry'; readonly reason: string; readonly delayMs: number })
   | (VmId & { readonly kind: 'vm-cleanup'; readonly action: string; readonly error?: string })
-  | {
+  | ({
       /**
        * A network a stream import made and nothing uses any more: removed (or not: `error`).
        * Without `network`: the networks could not be listed.
        */
       readonly kind: 'network-cleanup'
-      readonly network?: string
-      readonly name?: string
-      readonly error?: string
-    }
+    } & NetworkCleanup)
   | (VmId & {
       readonly kind: 'vm-done'
       readonly status: 'ok' | 'skipped' | 'failed'
@@ -110,11 +108,7 @@ export function formatMigrateEvent(event: MigrateEvent): string | undefined {
     case 'vm-cleanup':
       return `${label(event)}: cleanup: ${event.action}${event.error ? ` failed: ${event.error}` : ''}`
     case 'network-cleanup':
-      if (event.network === undefined)
-        return `networks made by imports: could not list them: ${event.error ?? ''}`
-      return event.error
-        ? `network ${event.name ?? event.network}: made by an import, could not be removed: ${event.error}`
-        : `network ${event.name ?? event.network} (${event.network}): made by an import and unused, removed`
+      return formatNetworkCleanup(event)
     case 'vm-done':
       // Failures are in the results list; say where a copy went.
       return event.status === 'ok'

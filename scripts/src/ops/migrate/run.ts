@@ -1,10 +1,10 @@
 import PQueue from 'p-queue'
 import type { RunReport } from '../../lib/results.js'
 import type { MigrateEvent } from './events.js'
+import { removeImportedNetworks } from '../transfer/imported-networks.js'
 import { HostSlots } from './host-slots.js'
 import type { Journal } from './journal.js'
 import { migrateVm, type MigrateOptions, type MigrateResult } from './migrate-vm.js'
-import { removeImportedNetworks } from './networks.js'
 import type { MigrationPlan } from './plan.js'
 import type { PoolInventory } from './records.js'
 import type { MigrateXapi } from './xapi.js'
@@ -75,7 +75,9 @@ export async function runMigrations(
     awaited = started.length
     await Promise.all(batch)
   }
-  await removeImportedNetworks(pools.dest, ctx.importTasks, emit)
+  await removeImportedNetworks(pools.dest, ctx.importTasks, (outcome) =>
+    emit({ kind: 'network-cleanup', ...outcome })
+  )
   for (const vm of plan.vms) {
     if (!results.has(vm.uuid)) {
       results.set(vm.uuid, {

@@ -1,3 +1,4 @@
+import { formatNetworkCleanup, type NetworkCleanup } from '../transfer/imported-networks.js'
 import { formatBytes, formatDuration, formatRate } from '../transfer/format.js'
 
 type FileId = { readonly file: string }
@@ -45,6 +46,7 @@ export type VmImportEvent =
       readonly delayMs: number
       readonly error: string
     })
+  | ({ readonly kind: 'network-cleanup' } & NetworkCleanup)
   | {
       readonly kind: 'progress'
       readonly done: number
@@ -84,6 +86,8 @@ export function formatImportEvent(event: VmImportEvent): string | undefined {
       return `${event.file}: import failed: ${event.error}`
     case 'import-retry':
       return `${event.file}: attempt ${event.attempt} failed (${event.error}); retrying in ${formatDuration(event.delayMs / 1000)}`
+    case 'network-cleanup':
+      return formatNetworkCleanup(event)
     case 'progress':
       return `overall: ${event.done}/${event.total} file(s) done, ${formatBytes(event.bytes)}, ${formatRate(event.rateBytesPerSec)}`
   }

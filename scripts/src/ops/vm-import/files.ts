@@ -1,6 +1,8 @@
 import { readdir, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { UsageError } from '../../lib/errors.js'
+import { XvaVerificationError } from '../transfer/retry.js'
+import { notAnArchive, sniffArchive } from '../transfer/sniff-archive.js'
 
 /** File names vm-import takes from `--dir`. */
 export const XVA_FILE = /\.xva(\.gz|\.zst)?$/
@@ -40,4 +42,36 @@ export async function collectFiles(
 /** A short label for a file in messages. */
 export function fileLabel(path: string): string {
   return basename(path)
+}
+
+/** The size of a file to import; rejects with a plain message (and its `code`) when it is not one. */
+export async function fileSize(file: string): Promise<number> {
+  let s
+  try {
+    s = await stat(file)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    throw Object.assign(
+      new Error(
+        code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(error as Error).message}`,
+        { cause: error }
+      ),
+      code === undefined ? {} : { code }
+    )
+  }
+  if (s.isDirectory()) {
+    throw Object.assign(new Error(`${file} is a directory, not a file`), { code: 'EISDIR' })
+  }
+  if (!s.isFile()) throw new Error(`${file} is not a regular file`)
+  return s.size
+}
+
+/**
+ * What a dry run checks of a file without reading it all: a regular, readable file whose first
+ * bytes are an XVA's (plain, gzip or zstd). Rejects with the reason.
+ */
+export async function checkFile(file: string): Promise<void> {
+  await fileSize(file)
+  const why = notAnArchive(await sniffArchive(file))
+  if (why !== undefined) throw new XvaVerificationError(why)
 }

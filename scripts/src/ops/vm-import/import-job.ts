@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { importVm, isXapiError, type Ref, type XapiClient } from '@xapi-ops/xapi'
 import { DecompressStream } from 'zstd-napi'
@@ -8,10 +7,11 @@ import { sleep } from '../../lib/sleep.js'
 import { failureCode, type ItemResult } from '../../lib/results.js'
 import { destroyVmWithDisks } from '../transfer/destroy-vm.js'
 import type { ProgressDisplay } from '../transfer/progress-display.js'
-import { backoffMs, isRetriable } from '../transfer/retry.js'
+import { backoffMs, isRetriable, XvaVerificationError } from '../transfer/retry.js'
 import { verifyFile } from '../transfer/verify-file.js'
 import type { VmImportEvent } from './events.js'
-import { fileLabel } from './files.js'
+import { fileLabel, fileSize } from './files.js'
+import { checkRestore } from './restore-check.js'
 import type { TargetSr } from './sr.js'
 
 /** What every import job of a run shares. */
@@ -29,118 +29,219 @@ export type ImportJobContext = {
   readonly display: ProgressDisplay
   readonly emit: (event: VmImportEvent) => void
   readonly warn: (message: string) => void
+  /** The tasks of failed imports: the networks they made are removed once the batch is over. */
+  readonly failedImportTasks: Set<string>
 }
 
 type TransferClient = Parameters<typeof importVm>[0]
 
 /**
- * Imports one file: local verification, `PUT /import` with its Content-Length, then `--start`.
- * When the import fails, VMs it created (found by `other_config:import_task`) are destroyed with
- * their disks. Never throws: the outcome is the returned result.
+ * Imports one file: local verification (and, with `--restore`, {@link checkRestore}),
+ * `PUT /import` with its Content-Length, then `--start`. When the import fails, what it created
+ * (VMs found by `other_config:import_task`, with their disks) is destroyed; once xapi reports it
+ * done, nothing is destroyed any more (with `--restore`, the VM it replaced is gone). Never
+ * throws: the outcome is the returned result.
  */
 export async function runImportJob(
   file: string,
   ctx: ImportJobContext,
   signal: AbortSignal
 ): Promise<ItemResult> {
-  const label = fileLabel(file)
+  const size = await fileSize(file).catch((error: unknown) => error as Error)
+  if (size instanceof Error) return failed(ctx, file, size, false)
+  // The import tasks created: what a failed import made is marked with one of them.
   const tasks: string[] = []
-  let newVms: Ref<'VM'>[] = []
+  let imported: Imported
   try {
-    signal.throwIfAborted()
-    const size = await fileSize(file)
-    let name: string | undefined
-    // What the host is sent: the file as it is, or (see below) its tar decompressed here.
-    let body: Body = { zstd: file.endsWith('.zst'), decompress: false, length: size }
-    if (ctx.verify) {
-      const { summary } = await verifyFile(file, { signal })
-      body = {
-        zstd: summary.compression === 'zstd',
-        decompress: false,
-        length: size,
-        tarBytes: summary.tarBytes,
-      }
-      const names = summary.vms.map((vm) => String(vm.snapshot.name_label ?? vm.id))
-      name = names[0]
-      ctx.emit({
-        kind: 'verified',
-        file,
-        bytes: summary.bytes,
-        compression: summary.compression,
-        vms: names,
-        disks: summary.disks.length,
-      })
+    imported = await importFile(file, size, tasks, ctx, signal)
+  } catch (error) {
+    const leftovers = await destroyLeftovers(ctx, file, tasks, [])
+    return failed(ctx, file, error, signal.aborted, leftovers)
+  }
+  return finish(file, size, imported, ctx, signal)
+}
+
+/** What a finished import made. */
+type Imported = { readonly vms: Ref<'VM'>[]; readonly name?: string; readonly durationMs: number }
+
+/** Verification, then the upload (with its retries); the tasks it creates are added to `tasks`. */
+async function importFile(
+  file: string,
+  size: number,
+  tasks: string[],
+  ctx: ImportJobContext,
+  signal: AbortSignal
+): Promise<Imported> {
+  const label = fileLabel(file)
+  signal.throwIfAborted()
+  let name: string | undefined
+  // What the host is sent: the file as it is, or (see below) its tar decompressed here.
+  let body: Body = { zstd: file.endsWith('.zst'), decompress: false, length: size }
+  if (ctx.verify) {
+    const { summary } = await verifyFile(file, { force: ctx.force, signal }).catch(
+      (error: unknown) => explainMetadataOnly(file, size, error, signal)
+    )
+    body = {
+      zstd: summary.compression === 'zstd',
+      decompress: false,
+      length: size,
+      tarBytes: summary.tarBytes,
     }
-    ctx.emit({ kind: 'import-start', file, bytes: size })
-    const started = Date.now()
-    for (let attempt = 1; ; attempt++) {
-      try {
-        newVms = await importOnce(file, label, body, tasks, ctx, signal)
-        break
-      } catch (error) {
-        if (!signal.aborted && body.zstd && !body.decompress && isImportError(error)) {
-          // A verified zstd archive the host cannot read: an xapi without zstd. Send the tar.
-          if (await destroyLeftovers(ctx, file, tasks, [])) throw error
-          tasks.length = 0
-          body = { ...body, decompress: true, length: body.tarBytes }
-          ctx.warn(`${file}: the host does not read zstd archives; sending it decompressed`)
-          attempt--
-          continue
-        }
-        if (signal.aborted || attempt > ctx.retries || !isRetriable(error)) throw error
-        // What this attempt left goes before the next one; if it cannot, stop here.
+    const names = summary.vms.map((vm) => String(vm.snapshot.name_label ?? vm.id))
+    name = names[0]
+    ctx.emit({
+      kind: 'verified',
+      file,
+      bytes: summary.bytes,
+      compression: summary.compression,
+      vms: names,
+      disks: summary.disks.length,
+    })
+    if (summary.checksumFailures.length > 0) {
+      ctx.warn(
+        `${file}: ${summary.checksumFailures.length} block checksum mismatch(es) ignored (--force): ${summary.checksumFailures.slice(0, 3).join('; ')}`
+      )
+    }
+    if (ctx.restore) await checkRestore(ctx.client, summary, signal)
+  }
+  ctx.emit({ kind: 'import-start', file, bytes: size })
+  const started = Date.now()
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const vms = await importOnce(file, label, body, tasks, ctx, signal)
+      return { vms, durationMs: Date.now() - started, ...(name === undefined ? {} : { name }) }
+    } catch (error) {
+      if (!signal.aborted && body.zstd && !body.decompress && readsNoZstd(error)) {
+        // A zstd archive the host cannot read: an xapi without zstd. Send the tar.
         if (await destroyLeftovers(ctx, file, tasks, [])) throw error
         tasks.length = 0
-        const delayMs = backoffMs(attempt, ctx.retryBaseMs)
-        ctx.emit({ kind: 'import-retry', file, attempt, delayMs, error: describeError(error) })
-        await sleep(delayMs, signal)
+        body = { ...body, decompress: true, length: body.tarBytes }
+        ctx.warn(`${file}: the host does not read zstd archives; sending it decompressed`)
+        attempt--
+        continue
       }
+      if (signal.aborted || attempt > ctx.retries || !isRetriable(error)) throw error
+      // What this attempt left goes before the next one; if it cannot, stop here.
+      if (await destroyLeftovers(ctx, file, tasks, [])) throw error
+      tasks.length = 0
+      const delayMs = backoffMs(attempt, ctx.retryBaseMs)
+      ctx.emit({ kind: 'import-retry', file, attempt, delayMs, error: describeError(error) })
+      await sleep(delayMs, signal)
     }
-    const first = newVms[0]
-    if (first === undefined) throw new Error('the import created no VM')
-    const record = await ctx.client.getRecord('VM', first, { signal })
-    name = record.name_label || name || ''
-    const newVm = record.uuid
-    const extra =
-      newVms.length > 1
-        ? {
-            newVms: await Promise.all(
-              newVms.map((ref) => ctx.client.callWith<string>('VM.get_uuid', [ref], { signal }))
-            ),
-          }
-        : {}
-    const durationMs = Date.now() - started
-    ctx.emit({ kind: 'import-done', file, newVm, name, durationMs })
-    const result = { file, vm: newVm, name, newVm, bytes: size, durationMs, ...extra }
-    if (!ctx.start) return { ...result, status: 'ok', action: 'import' }
-    try {
-      await ctx.client.callAsync('VM.start', [first, false, false], { signal })
-      ctx.emit({ kind: 'vm-started', file, newVm })
-      return { ...result, status: 'ok', action: 'import_start' }
-    } catch (error) {
-      const why = signal.aborted ? 'interrupted' : describeError(error)
-      return {
-        ...result,
-        status: 'failed',
-        action: 'import',
-        error: `imported, but VM.start failed: ${why}`,
-        ...failureCode(error, signal.aborted),
-      }
-    }
+  }
+}
+
+/**
+ * After a successful import: the new VM's uuid and `--start`. The VM is kept whatever happens
+ * here (it is complete); its record is read without the run's signal, so that an interrupt
+ * still reports what was imported.
+ */
+async function finish(
+  file: string,
+  size: number,
+  imported: Imported,
+  ctx: ImportJobContext,
+  signal: AbortSignal
+): Promise<ItemResult> {
+  const { vms, durationMs } = imported
+  const first = vms[0]
+  if (first === undefined) {
+    const error = new Error(
+      'the import created no VM (with --restore --force, xapi skips a VM that is not halted)'
+    )
+    return failed(ctx, file, error, false)
+  }
+  let newVm: string
+  let name: string
+  let uuids: string[]
+  try {
+    const records = await retryLookup(() =>
+      Promise.all(
+        vms.map((ref) => ctx.client.getRecord('VM', ref, { signal: AbortSignal.timeout(60_000) }))
+      )
+    )
+    newVm = records[0]!.uuid
+    name = records[0]!.name_label || imported.name || ''
+    uuids = records.map((r) => r.uuid)
   } catch (error) {
-    const message = signal.aborted
-      ? `interrupted (${describeError(signal.reason)})`
-      : describeError(error)
+    const message = `imported as ${vms.join(', ')}, but the new VM's record could not be read: ${describeError(error)}`
     ctx.emit({ kind: 'import-failed', file, error: message })
-    const leftovers = await destroyLeftovers(ctx, file, tasks, newVms)
+    return { file, status: 'failed', action: 'import', error: message, ...failureCode(error) }
+  }
+  ctx.emit({ kind: 'import-done', file, newVm, name, durationMs })
+  const extra = vms.length > 1 ? { newVms: uuids } : {}
+  const result = { file, vm: newVm, name, newVm, bytes: size, durationMs, ...extra }
+  if (!ctx.start) return { ...result, status: 'ok', action: 'import' }
+  try {
+    await ctx.client.callAsync('VM.start', [first, false, false], { signal })
+    ctx.emit({ kind: 'vm-started', file, newVm })
+    return { ...result, status: 'ok', action: 'import_start' }
+  } catch (error) {
+    const why = signal.aborted ? 'interrupted' : describeError(error)
     return {
-      file,
+      ...result,
       status: 'failed',
-      action: 'none',
-      error: leftovers ? `${message}; ${leftovers}` : message,
+      action: 'import',
+      error: `imported, but VM.start failed: ${why}`,
       ...failureCode(error, signal.aborted),
     }
   }
+}
+
+/** The result of a file that was not imported. */
+function failed(
+  ctx: ImportJobContext,
+  file: string,
+  error: unknown,
+  interrupted: boolean,
+  leftovers?: string
+): ItemResult {
+  const message = interrupted ? `interrupted (${describeError(error)})` : describeError(error)
+  ctx.emit({ kind: 'import-failed', file, error: message })
+  return {
+    file,
+    status: 'failed',
+    action: 'none',
+    error: leftovers ? `${message}; ${leftovers}` : message,
+    ...failureCode(error, interrupted),
+  }
+}
+
+/** A few attempts, 1 s apart: the lookups after an import that has already succeeded. */
+async function retryLookup<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (error) {
+      if (attempt >= 3) throw error
+      await new Promise((resolve) => setTimeout(resolve, 1_000))
+    }
+  }
+}
+
+/**
+ * A verification failure, said plainly when the file is a metadata-only archive
+ * (`vm-export --metadata-only`: ova.xml and no disk data), which `/import` cannot restore.
+ */
+async function explainMetadataOnly(
+  file: string,
+  size: number,
+  error: unknown,
+  signal: AbortSignal
+): Promise<never> {
+  if (error instanceof XvaVerificationError && size < 64 * 1024 * 1024) {
+    const metadataOnly = await verifyFile(file, { metadataOnly: true, signal }).then(
+      () => true,
+      () => false
+    )
+    if (metadataOnly) {
+      throw new XvaVerificationError(
+        'a metadata-only archive (vm-export --metadata-only): it holds no disk data, vm-import restores full archives only',
+        { cause: error }
+      )
+    }
+  }
+  throw error
 }
 
 /** What one attempt sends: the file, or its zstd stream decompressed here (`tarBytes` long). */
@@ -162,8 +263,10 @@ async function importOnce(
   ctx: ImportJobContext,
   signal: AbortSignal
 ): Promise<Ref<'VM'>[]> {
+  // Opened first: a file that cannot be read fails here, before a task or a connection exists.
+  const fh = await open(file, 'r')
   const handle = ctx.display.start(file, label)
-  const read = createReadStream(file, { highWaterMark: 1024 * 1024 })
+  const read = fh.createReadStream({ highWaterMark: 1024 * 1024 })
   let source: Readable = read
   if (body.decompress) {
     const z = new DecompressStream()
@@ -182,33 +285,19 @@ async function importOnce(
     })
   } finally {
     handle.finish()
+    read.destroy()
   }
 }
 
 /**
- * xapi refused the archive itself: `IMPORT_ERROR`, not a cut upload (`IMPORT_ERROR_PREMATURE_EOF`,
- * which `--retries` handles), nor the connection or our file system.
+ * xapi took a zstd archive for something else: an `IMPORT_ERROR` about the archive's format, not
+ * a cut upload (`IMPORT_ERROR_PREMATURE_EOF`, which `--retries` handles) nor a damaged block (a
+ * host that reports a block checksum read the zstd stream).
  */
-function isImportError(error: unknown): boolean {
-  return isXapiError(error, 'IMPORT_ERROR')
-}
-
-async function fileSize(file: string): Promise<number> {
-  let s
-  try {
-    s = await stat(file)
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    throw Object.assign(
-      new Error(
-        code === 'ENOENT' ? `${file}: no such file` : `${file}: ${(error as Error).message}`,
-        { cause: error }
-      ),
-      code === undefined ? {} : { code }
-    )
-  }
-  if (!s.isFile()) throw new Error(`${file} is not a regular file`)
-  return s.size
+function readsNoZstd(error: unknown): boolean {
+  if (!isXapiError(error, 'IMPORT_ERROR')) return false
+  const params = (error as { params?: unknown }).params
+  return !/checksum/i.test(Array.isArray(params) ? params.join(' ') : '')
 }
 
 /** The client, with the refs of the tasks the import creates noted in `tasks`. */
@@ -239,6 +328,7 @@ async function destroyLeftovers(
   returned: readonly Ref<'VM'>[]
 ): Promise<string | undefined> {
   const refs = new Set<Ref<'VM'>>(returned)
+  for (const task of tasks) ctx.failedImportTasks.add(task)
   if (tasks.length > 0) {
     try {
       const vms = await ctx.client.getAllRecords('VM', { signal: AbortSignal.timeout(60_000) })
