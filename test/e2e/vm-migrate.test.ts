@@ -1,12 +1,15 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect } from '@xapi-ops/xapi'
 import { startSimulator, type PoolDb, type SimRecord, type Simulator } from '@xapi-ops/xapi-sim'
 import { describe, expect, test as base } from 'vitest'
 import { runScript, spawnScript, type ScriptResult } from './helpers.js'
 
 // The source's marker of a shutdown for a stream copy (scripts/src/ops/migrate/records.ts).
 const SHUTDOWN_MARKER = 'xapi-ops-shut-down-for-migration'
+// The copy's mark once verified (the same file).
+const VERIFIED_MARKER = 'xapi-ops-migration-verified'
 
 // Seed `two-pools`: pool-a (web-01 and db-01 Running, build-01 Halted, cache-01 Suspended,
 // paused-01 Paused) and pool-b, with SRs and networks of the same names.
@@ -473,6 +476,21 @@ describe('vm-migrate', () => {
     expect(badMap.code, describeRun(badMap)).toBe(2)
     expect(badMap.stderr).toContain('no such network')
 
+    const twice = await runScript(
+      'vm-migrate',
+      [
+        '--vm',
+        'db-01',
+        '--network-map',
+        'VM network=VM network',
+        '--network-map',
+        'VM network=Pool-wide network associated with eth0',
+      ],
+      { env: env(sim) }
+    )
+    expect(twice.code, describeRun(twice)).toBe(2)
+    expect(twice.stderr).toContain('source network "VM network" is already mapped to "VM network"')
+
     const badSr = await runScript('vm-migrate', ['--vm', 'db-01', '--sr', 'nope'], {
       env: env(sim),
     })
@@ -623,6 +641,13 @@ describe('vm-migrate', () => {
     }
     await writeFile(journal, JSON.stringify(saved))
     poolA(sim).update(srcRef, { tags: [] })
+    // Nor was the copy verified yet.
+    const [oldCopyRef] = findVm(poolB(sim), 'build-01')!
+    const { [VERIFIED_MARKER]: _verified, ...otherConfig } = oldCopy.other_config as Record<
+      string,
+      string
+    >
+    poolB(sim).update(oldCopyRef, { other_config: otherConfig })
 
     const second = await runScript('vm-migrate', args, { env: env(sim) })
     expect(second.code, describeRun(second)).toBe(0)
@@ -723,5 +748,237 @@ describe('vm-migrate', () => {
     const tasks = entry(killedOne).importTasks as string[]
     expect(tasks.length).toBeGreaterThanOrEqual(1)
     expect(tasks.length).toBeLessThanOrEqual(2)
+  })
+  test("stream: the copy keeps the source VIFs' MAC addresses", async ({ sim }) => {
+    const [srcRef] = findVm(poolA(sim), 'build-01')!
+    const macs = (poolA(sim).get(srcRef)!.VIFs as string[]).map((v) => poolA(sim).get(v)!.MAC)
+    expect(macs.length).toBeGreaterThan(0)
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'build-01', '--method', 'stream', '--json'],
+      {
+        env: env(sim),
+      }
+    )
+    expect(result.code, describeRun(result)).toBe(0)
+    const [, copy] = findVm(poolB(sim), 'build-01')!
+    expect((copy.VIFs as string[]).map((v) => poolB(sim).get(v)!.MAC)).toEqual(macs)
+  })
+
+  test('a rerun without journal adopts a copy verified by a run that failed after it, never removes it', async ({
+    sim,
+  }) => {
+    // Tagging the source fails once: the copy is verified and kept, the run fails.
+    sim.faults.failMethod('VM.add_tags', 'INTERNAL_ERROR', ['boom'], { times: 1 })
+    const args = ['--vm', 'build-01', '--method', 'stream', '--json']
+    const first = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(first.code, describeRun(first)).toBe(1)
+    expect(resultOf(first, 'build-01')!.error).toMatch(/the copy is kept; a rerun finishes/)
+    const [copyRef, copy] = findVm(poolB(sim), 'build-01')!
+
+    const second = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(second.code, describeRun(second)).toBe(0)
+    expect(resultOf(second, 'build-01')).toMatchObject({ status: 'ok', newVm: copy.uuid })
+    expect(vmsNamed(poolB(sim), 'build-01')).toHaveLength(1)
+    expect(poolB(sim).get(copyRef)).toBeDefined()
+    expect(
+      sim.calls.filter((c) => c.method === 'VM.destroy' || c.method === 'Async.VM.destroy')
+    ).toEqual([])
+    const [, source] = findVm(poolA(sim), 'build-01')!
+    expect(source.tags).toEqual([`migrated-to:pool-b/${String(copy.uuid)}`])
+
+    // The source running again makes the copy out of date: the operator decides.
+    const [srcRef] = findVm(poolA(sim), 'build-01')!
+    poolA(sim).update(srcRef, { tags: [], power_state: 'Running' })
+    const third = await runScript('vm-migrate', [...args, '--running', 'shutdown'], {
+      env: env(sim),
+    })
+    expect(third.code, describeRun(third)).toBe(1)
+    expect(resultOf(third, 'build-01')).toMatchObject({ status: 'failed', errorCode: 'STALE_COPY' })
+    expect(poolB(sim).get(copyRef)).toBeDefined()
+    expect(poolA(sim).get(srcRef)!.power_state).toBe('Running')
+  })
+
+  test('--start: a copy that will not start is removed and the source we shut down runs again', async ({
+    sim,
+  }) => {
+    sim.faults.failMethod('VM.start', 'HOST_NOT_ENOUGH_FREE_MEMORY', ['1', '0'], { times: 1 })
+    const result = await runScript(
+      'vm-migrate',
+      ['--vm', 'db-01', '--method', 'stream', '--start', '--json'],
+      { env: env(sim) }
+    )
+    expect(result.code, describeRun(result)).toBe(1)
+    expect(resultOf(result, 'db-01')).toMatchObject({
+      status: 'failed',
+      errorCode: 'HOST_NOT_ENOUGH_FREE_MEMORY',
+    })
+    expect(resultOf(result, 'db-01')!.error).toMatch(
+      /source was started again and the copy removed/
+    )
+    expect(findVm(poolB(sim), 'db-01')).toBeUndefined()
+    const [, source] = findVm(poolA(sim), 'db-01')!
+    expect(source.power_state).toBe('Running')
+    expect(source.other_config).not.toHaveProperty(SHUTDOWN_MARKER)
+  })
+
+  test('--delete-source: snapshots go with the source, a disk another VM uses stays', async ({
+    sim,
+  }) => {
+    const xapi = await connect({
+      url: sim.pools[0]!.masterUrl,
+      user: 'root',
+      password: sim.password,
+    })
+    const [srcRef, src] = findVm(poolA(sim), 'build-01')!
+    const [otherRef] = findVm(poolA(sim), 'web-01')!
+    try {
+      await xapi.call('VM.snapshot', srcRef, 'build-01 before the move')
+      const disk = (src.VBDs as string[])
+        .map((r) => poolA(sim).get(r)!)
+        .find((vbd) => vbd.type === 'Disk')!.VDI as string
+      await xapi.call('VBD.create', {
+        VM: otherRef,
+        VDI: disk,
+        userdevice: '7',
+        bootable: false,
+        mode: 'RW',
+        type: 'Disk',
+        unpluggable: true,
+        empty: false,
+        other_config: {},
+        qos_algorithm_type: '',
+        qos_algorithm_params: {},
+      })
+      const snapshotDisks = () =>
+        [...poolA(sim).all('VDI').values()].filter(
+          (v) => v.is_a_snapshot && String(v.name_label).startsWith('build-01')
+        )
+      expect(snapshotDisks().length).toBeGreaterThan(0)
+      const result = await runScript(
+        'vm-migrate',
+        ['--vm', 'build-01', '--method', 'stream', '--delete-source', '--json'],
+        { env: env(sim) }
+      )
+      expect(result.code, describeRun(result)).toBe(0)
+      expect(resultOf(result, 'build-01')).toMatchObject({
+        sourceDeleted: true,
+        snapshotsDeleted: 1,
+      })
+      expect(findVm(poolA(sim), 'build-01')).toBeUndefined()
+      expect(vmsNamed(poolA(sim), 'build-01 before the move')).toEqual([])
+      expect(snapshotDisks()).toEqual([])
+      expect(poolA(sim).get(disk)).toBeDefined()
+      expect(
+        result.events.some(
+          (e) => e.kind === 'vm-cleanup' && /kept: other VMs use it/.test(String(e.action))
+        )
+      ).toBe(true)
+    } finally {
+      await xapi.close()
+    }
+  })
+
+  test('a name clash made on the destination after the plan fails that VM before any change', async ({
+    sim,
+  }) => {
+    sim.faults.transfer.throttleBytesPerSec(8 * 1024 * 1024)
+    const run = spawnScript(
+      'vm-migrate',
+      [
+        '--vm',
+        'build-01',
+        '--vm',
+        'web-01',
+        '--method',
+        'stream',
+        '--running',
+        'shutdown',
+        '--concurrency',
+        '1',
+        '--json',
+      ],
+      { env: env(sim) }
+    )
+    const first = await run.waitForLine((l) => l.kind === 'vm-start')
+    const second = first.name === 'build-01' ? 'web-01' : 'build-01'
+    const [ref] = poolB(sim).find('VM', (r) => !r.is_a_template && !r.is_control_domain)!
+    poolB(sim).update(ref, { name_label: second })
+    const result = await run.done
+    expect(result.code, describeRun(result)).toBe(1)
+    expect(resultOf(result, second)).toMatchObject({ status: 'failed', errorCode: 'NAME_CLASH' })
+    expect(vmsNamed(poolB(sim), second)).toHaveLength(1)
+    expect(findVm(poolA(sim), second)![1].power_state).toBe(
+      second === 'web-01' ? 'Running' : 'Halted'
+    )
+  })
+
+  test('a journal that cannot be written at the end keeps the report: exit 1, every VM listed', async ({
+    sim,
+    dir,
+  }) => {
+    const journalDir = join(dir, 'journal')
+    await mkdir(journalDir)
+    sim.faults.transfer.throttleBytesPerSec(8 * 1024 * 1024)
+    const run = spawnScript(
+      'vm-migrate',
+      [
+        '--vm',
+        'build-01',
+        '--vm',
+        'cache-01',
+        '--method',
+        'stream',
+        '--concurrency',
+        '1',
+        '--journal',
+        join(journalDir, 'j.json'),
+        '--json',
+      ],
+      { env: env(sim) }
+    )
+    await run.waitForLine((l) => l.kind === 'vm-done')
+    await rm(journalDir, { recursive: true, force: true })
+    const result = await run.done
+    expect(result.code, describeRun(result)).toBe(1)
+    expect(result.results).toHaveLength(2)
+    expect(result.results.filter((r) => r.status === 'ok')).toHaveLength(1)
+    expect(String(result.summary?.error)).toMatch(/cannot write --journal/)
+  })
+
+  test('a done VM whose source is gone is reported from the journal; the failing pool is named', async ({
+    sim,
+    dir,
+  }) => {
+    const journal = join(dir, 'j.json')
+    const args = [
+      '--vm',
+      'build-01',
+      '--method',
+      'native',
+      '--delete-source',
+      '--journal',
+      journal,
+      '--json',
+    ]
+    const first = await runScript('vm-migrate', args, { env: env(sim) })
+    expect(first.code, describeRun(first)).toBe(0)
+    const newVm = resultOf(first, 'build-01')!.newVm
+    const again = await runScript(
+      'vm-migrate',
+      ['--all', '--dry-run', '--journal', journal, '--json'],
+      { env: env(sim) }
+    )
+    expect(again.code, describeRun(again)).toBe(0)
+    expect(again.results.find((r) => r.name === 'build-01')).toMatchObject({
+      status: 'skipped',
+      error: 'already migrated (journal)',
+    })
+    const bad = await runScript('vm-migrate', ['--all', '--dry-run'], {
+      env: { ...env(sim), XAPI_TO_PASSWORD: 'wrong' },
+    })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/destination pool: authentication failed/)
+    expect(newVm).toBeDefined()
   })
 })

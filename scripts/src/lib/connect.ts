@@ -1,6 +1,7 @@
 import { connect, type XapiClient } from '@xapi-ops/xapi'
 import { connectionOptionNames, type ConnectionSettings } from './connection-options.js'
-import { CliError, errorCode } from './errors.js'
+import { classifyError } from './classify-error.js'
+import { CliError, errorCode, isCliError } from './errors.js'
 import { EXIT_CODES } from './exit-codes.js'
 
 /** Options of {@link connectXapi}. */
@@ -31,10 +32,30 @@ export async function connectXapi(
         .replace('`fingerprint`', `--${n.fingerprint}`)
         .replace('`ca`', `--${n.ca}`)
         .replace('`allowUnauthorized: true`', `--${n.insecure}`)
-      throw new CliError(message, { exitCode: EXIT_CODES.USAGE, cause: error })
+      throw new CliError(`${side(options.prefix)}${message}`, {
+        exitCode: EXIT_CODES.USAGE,
+        cause: error,
+      })
+    }
+    if (options.prefix !== undefined && !options.signal?.aborted && !isCliError(error)) {
+      // Two pools: say which one failed (a wrong password, an unreachable host…).
+      const { exitCode, message, unexpected } = classifyError(
+        error,
+        options.signal ?? new AbortController().signal
+      )
+      if (!unexpected) {
+        throw new CliError(`${side(options.prefix)}${message}`, { exitCode, cause: error })
+      }
     }
     throw error
   }
+}
+
+/** `source pool: ` for prefix `from`, `destination pool: ` for `to`. */
+function side(prefix: string | undefined): string {
+  if (prefix === 'from') return 'source pool: '
+  if (prefix === 'to') return 'destination pool: '
+  return ''
 }
 
 function login(settings: ConnectionSettings, options: ConnectXapiOptions): Promise<XapiClient> {

@@ -49,8 +49,13 @@ export function countResults(results: readonly ItemResult[]): ResultCounts {
  * The exit code of a finished run: 130 if it was interrupted, 1 if any item failed, else 0.
  * Setup errors (exit 2) never get here: they are thrown before anything changes.
  */
-export function exitCodeOf(results: readonly ItemResult[], interrupted = false): ExitCode {
+export function exitCodeOf(
+  results: readonly ItemResult[],
+  interrupted = false,
+  runFailed = false
+): ExitCode {
   if (interrupted) return EXIT_CODES.INTERRUPTED
+  if (runFailed) return EXIT_CODES.ITEM_FAILED
   return results.some((r) => r.status === 'failed') ? EXIT_CODES.ITEM_FAILED : EXIT_CODES.OK
 }
 
@@ -61,6 +66,11 @@ export type RunReport = {
   readonly summary?: Readonly<Record<string, unknown>>
   /** The run was cut short by SIGINT/SIGTERM (exit 130). */
   readonly interrupted?: boolean
+  /**
+   * Something beyond the items failed once work had begun (vm-migrate's journal could not be
+   * written): the summary's `error`, and exit 1 even when every item went well.
+   */
+  readonly error?: string
 }
 
 /**

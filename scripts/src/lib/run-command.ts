@@ -129,8 +129,9 @@ export async function runCommand<A, E extends OpsEvent>(
     await parser.parseAsync()
     if (report === undefined || output === undefined) return EXIT_CODES.OK // --help
     const interrupted = report.interrupted === true || controller.signal.aborted
-    const code = exitCodeOf(report.results, interrupted)
-    output.report({ ...report, summary: { ...report.summary, interrupted } }, code)
+    const code = exitCodeOf(report.results, interrupted, report.error !== undefined)
+    const error = report.error === undefined ? {} : { error: report.error }
+    output.report({ ...report, summary: { ...report.summary, interrupted, ...error } }, code)
     return code
   } catch (error) {
     // With `.fail(false)` yargs 18 throws plain `Error`s for unknown options and failed

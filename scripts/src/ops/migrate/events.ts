@@ -50,6 +50,11 @@ export type MigrateEvent =
     })
   | (VmId & { readonly kind: 'vm-retry'; readonly reason: string; readonly delayMs: number })
   | (VmId & { readonly kind: 'vm-cleanup'; readonly action: string; readonly error?: string })
+  | {
+      /** The journal could not be written at the end of the run (the report still follows). */
+      readonly kind: 'journal-error'
+      readonly error: string
+    }
   | ({
       /**
        * A network a stream import made and nothing uses any more: removed (or not: `error`).
@@ -109,6 +114,8 @@ export function formatMigrateEvent(event: MigrateEvent): string | undefined {
       return `${label(event)}: cleanup: ${event.action}${event.error ? ` failed: ${event.error}` : ''}`
     case 'network-cleanup':
       return formatNetworkCleanup(event)
+    case 'journal-error':
+      return event.error
     case 'vm-done':
       // Failures are in the results list; say where a copy went.
       return event.status === 'ok'

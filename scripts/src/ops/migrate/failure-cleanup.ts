@@ -18,6 +18,8 @@ export async function clearLeftovers(
     await ctx.journal.update(vm.uuid, { taskRef: undefined })
   }
   for (const copy of await findCopies(ctx.dest, vm.uuid, signal)) {
+    // A verified copy is adopted before this is called, and never removed here.
+    if (copy.verified !== undefined) continue
     ctx.emit({ kind: 'vm-cleanup', ...id, action: `removing partial copy ${copy.uuid}` })
     await removeVmAndDisks(ctx.dest, copy.ref, signal)
   }
@@ -26,7 +28,9 @@ export async function clearLeftovers(
 /**
  * After a failure before verification: cancel the copy's task, remove what it made on the
  * destination (unless the source is gone: then the copy is all there is, and is kept), restart
- * the source if we shut it down. Runs on its own deadline, also after an interrupt.
+ * the source if we shut it down. A verified copy is kept, unless `discardVerified` (its start
+ * failed: the source runs again instead, so the copy is out of date). Runs on its own deadline,
+ * also after an interrupt.
  */
 export async function cleanupAfterFailure(
   ctx: MigrateContext,
@@ -37,7 +41,9 @@ export async function cleanupAfterFailure(
     newVm?: string
     shutDownByUs: boolean
     sourceGone: boolean
-  }
+    verified: boolean
+  },
+  options: { readonly discardVerified?: boolean } = {}
 ): Promise<void> {
   const id = { vm: vm.uuid, name: vm.name }
   const signal = AbortSignal.timeout(ctx.options.cleanupTimeoutMs ?? 120_000)
@@ -63,9 +69,12 @@ export async function cleanupAfterFailure(
   }
   let copies: Array<{ ref: string; uuid: string }> = []
   await step('find copies', async () => {
-    copies = await findCopies(ctx.dest, vm.uuid, signal)
+    copies = (await findCopies(ctx.dest, vm.uuid, signal)).filter(
+      (c) => c.verified === undefined || options.discardVerified === true
+    )
   })
-  if (state.newVmRef !== undefined && !copies.some((c) => c.ref === state.newVmRef)) {
+  const keep = state.verified && options.discardVerified !== true
+  if (state.newVmRef !== undefined && !keep && !copies.some((c) => c.ref === state.newVmRef)) {
     copies.push({ ref: state.newVmRef, uuid: state.newVm ?? '' })
   }
   if (!sourceExists) {
@@ -89,6 +98,7 @@ export async function cleanupAfterFailure(
       removeVmAndDisks(ctx.dest, copy.ref, signal)
     )
   }
+
   await step('journal', () =>
     ctx.journal.update(vm.uuid, {
       step: 'planned',

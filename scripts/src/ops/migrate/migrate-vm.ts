@@ -1,17 +1,19 @@
 import { describeError } from '../../lib/errors.js'
 import { failureCode, type ItemResult } from '../../lib/results.js'
 import { chooseMethod } from './choose-method.js'
-import { findCopies, removeVmAndDisks, setOtherConfig } from './cleanup.js'
+import { findCopies, removeVmAndDisks, setOtherConfig, type FoundCopy } from './cleanup.js'
 import type { MigrateEvent } from './events.js'
 import { cleanupAfterFailure, clearLeftovers } from './failure-cleanup.js'
 import type { HostSlots } from './host-slots.js'
 import { stepIndex, type Journal, type JournalStep } from './journal.js'
+import { assertNoNameClash } from './name-clash.js'
 import { copyNative, releaseNative } from './native.js'
 import type { MigrationPlan, PlannedVm } from './plan.js'
 import {
   MIGRATE_MARKER,
   MIGRATED_TAG_PREFIX,
   SHUTDOWN_MARKER,
+  VERIFIED_MARKER,
   type PoolInventory,
 } from './records.js'
 import { copyStream, shutdownSource } from './stream.js'
@@ -119,6 +121,27 @@ export async function migrateVm(
       state.verified = haveCopy && stepIndex(resume.step) >= stepIndex('verified')
     }
     if (!haveCopy) {
+      // A run that verified its copy and then failed or was killed: finish with that copy.
+      const adopted = await findVerifiedCopy(ctx, vm, signal)
+      if (adopted !== undefined) {
+        state.newVmRef = adopted.ref
+        state.newVm = adopted.uuid
+        state.method = adopted.verified === 'native' ? 'native' : 'stream'
+        state.verified = true
+        haveCopy = true
+        emit({
+          kind: 'vm-cleanup',
+          ...id,
+          action: `adopting copy ${adopted.uuid}, verified by an earlier run`,
+        })
+        await record('verified', {
+          newVmRef: adopted.ref,
+          newVm: adopted.uuid,
+          method: state.method,
+        })
+      }
+    }
+    if (!haveCopy) {
       if (state.sourceGone) {
         throw new Error('the source VM is gone and its copy is not in the destination pool')
       }
@@ -131,6 +154,7 @@ export async function migrateVm(
         emit({ kind: 'vm-done', ...id, status: 'skipped', error: chosen.skip })
         return { ...id, status: 'skipped', action: 'none', error: chosen.skip }
       }
+      await assertNoNameClash(dest, vm, signal)
       state.method = chosen.method
       let newRef: string
       try {
@@ -200,6 +224,7 @@ export async function migrateVm(
         await repointVifs(dest, newRef, vm.expect, signal)
       }
       await verifyCopy(dest, newRef, vm.expect, signal)
+      await setOtherConfig(dest, newRef, VERIFIED_MARKER, `${vm.uuid}/${state.method}`, signal)
       state.verified = true
       await record('verified')
     }
@@ -234,15 +259,28 @@ export async function migrateVm(
     if (ctx.options.start && vm.wasRunning) {
       const power = await dest.call<string>('VM.get_power_state', [newRef], { signal })
       if (power === 'Halted') {
-        await dest.callAsync('VM.start', [newRef, false, false], { signal })
+        try {
+          await dest.callAsync('VM.start', [newRef, false, false], { signal })
+        } catch (error) {
+          // The VM we shut down would stay down on both sides: run the source again instead.
+          if (state.shutDownByUs && !state.sourceGone && vm.ref !== '') {
+            return await undoAfterFailedStart(ctx, vm, state, error, signal)
+          }
+          throw error
+        }
         started = true
       }
       if (started || power === 'Running') await record('started')
     }
     let sourceDeleted = false
+    let snapshotsDeleted = 0
     if (!state.sourceGone && vm.ref !== '') {
       if (ctx.options.deleteSource) {
-        await removeVmAndDisks(source, vm.ref, signal)
+        const removal = await removeVmAndDisks(source, vm.ref, signal)
+        for (const disk of removal.keptDisks) {
+          emit({ kind: 'vm-cleanup', ...id, action: `source disk ${disk} kept: other VMs use it` })
+        }
+        snapshotsDeleted = removal.snapshots
         sourceDeleted = true
         state.sourceGone = true
         await record('source_deleted', { sourceGone: true })
@@ -270,15 +308,76 @@ export async function migrateVm(
       action: 'migrated',
       started,
       sourceDeleted,
+      ...(snapshotsDeleted > 0 && { snapshotsDeleted }),
       sourceKept: !state.sourceGone,
     }
   } catch (error) {
-    const message = `${signal.aborted ? 'interrupted' : 'failed'} after verification: ${describeError(error)} (the copy is kept; a rerun with the same --journal finishes)`
+    const message = `${signal.aborted ? 'interrupted' : 'failed'} after verification: ${describeError(error)} (the copy is kept; a rerun finishes the migration)`
     await noteFailure(ctx, vm.uuid, message)
     const code = failureCode(error, signal.aborted)
     emit({ kind: 'vm-done', ...id, status: 'failed', ...result, error: message, ...code })
     return { ...result, status: 'failed', action: 'migrated', error: message, ...code }
   }
+}
+
+/**
+ * A copy from an earlier run that was verified ({@link VERIFIED_MARKER}) and so must not be
+ * made again, nor removed. When the source runs (again) the copy is out of date: the operator
+ * chooses, nothing is changed.
+ */
+async function findVerifiedCopy(
+  ctx: MigrateContext,
+  vm: PlannedVm,
+  signal: AbortSignal
+): Promise<FoundCopy | undefined> {
+  const copy = (await findCopies(ctx.dest, vm.uuid, signal)).find((c) => c.verified !== undefined)
+  if (copy === undefined || vm.ref === '') return copy
+  const power = await ignoring(['HANDLE_INVALID'], () =>
+    ctx.source.call<string>('VM.get_power_state', [vm.ref], { signal })
+  )
+  if (power === 'Running' || power === 'Paused') {
+    throw Object.assign(
+      new Error(
+        `the destination has a copy of this VM verified by an earlier run (${copy.uuid}), but the source is ${power} again: the copy is out of date; remove it to migrate the VM again (or the source, to keep the copy)`
+      ),
+      { code: 'STALE_COPY' }
+    )
+  }
+  return copy
+}
+
+/**
+ * The copy was verified but would not start, and the source is halted because we shut it down:
+ * rather than leave the VM down on both sides, start the source again and remove the copy (out
+ * of date from then on). The VM is reported failed; a rerun copies it again.
+ */
+async function undoAfterFailedStart(
+  ctx: MigrateContext,
+  vm: PlannedVm,
+  state: Parameters<typeof cleanupAfterFailure>[2] & { readonly method?: 'native' | 'stream' },
+  error: unknown,
+  signal: AbortSignal
+): Promise<MigrateResult> {
+  const id = { vm: vm.uuid, name: vm.name }
+  const why = signal.aborted ? 'interrupted' : describeError(error)
+  ctx.emit({
+    kind: 'vm-cleanup',
+    ...id,
+    action: 'the copy did not start: starting the source again, removing the copy',
+  })
+  await cleanupAfterFailure(ctx, vm, state, { discardVerified: true })
+  const message = `the copy did not start (${why}): the source was started again and the copy removed`
+  await noteFailure(ctx, vm.uuid, message)
+  const code = failureCode(error, signal.aborted)
+  ctx.emit({
+    kind: 'vm-done',
+    ...id,
+    status: 'failed',
+    method: state.method,
+    error: message,
+    ...code,
+  })
+  return { ...id, status: 'failed', action: 'none', method: state.method, error: message, ...code }
 }
 
 /** Records a failure in the journal; a journal that cannot be written is reported, not thrown. */

@@ -231,7 +231,17 @@ export function buildPlan(
   // did not finish: verify the copy and finish without the source.
   const present = new Set([...source.vms.values()].map((vm) => vm.uuid))
   for (const entry of journalEntries) {
-    if (present.has(entry.uuid) || entry.status === 'done' || entry.status === 'skipped') continue
+    if (present.has(entry.uuid) || entry.status === 'skipped') continue
+    if (entry.status === 'done') {
+      // Moved (or its source deleted) by an earlier run: reported, as a VM still there is.
+      skipped.push({
+        uuid: entry.uuid,
+        name: entry.name,
+        reason: 'already migrated (journal)',
+        newVm: entry.newVm,
+      })
+      continue
+    }
     // Without `newVmRef` (a run killed during a live move that then finished), the copy is
     // looked for on the destination by its marker at run time.
     if (entry.expect === undefined) {
@@ -360,7 +370,16 @@ function parseNetworkMap(
         `--network-map ${JSON.stringify(value)}: ${dst.length === 0 ? 'no' : 'more than one'} destination network ${JSON.stringify(to)}`
       )
     }
-    if (src.length === 1 && dst.length === 1) map.set(src[0]![0], dst[0]![0])
+    if (src.length === 1 && dst.length === 1) {
+      const [srcRef, srcNet] = src[0]!
+      const before = map.get(srcRef)
+      if (before !== undefined && before !== dst[0]![0]) {
+        errors.push(
+          `--network-map ${JSON.stringify(value)}: source network ${JSON.stringify(srcNet.name_label)} is already mapped to ${JSON.stringify(dest.networks.get(before)?.name_label ?? before)}`
+        )
+      }
+      map.set(srcRef, dst[0]![0])
+    }
   }
   return map
 }
@@ -435,6 +454,10 @@ function checkSpace(
 ): SpaceCheck[] {
   const sr = dest.srs.get(srRef)
   if (sr === undefined) return []
+  // LVM-based SRs (thick provisioning) allocate a disk's whole virtual size.
+  const thick = /^lvm/.test(sr.type ?? '')
+  const size = (vdi: { virtual_size: number | string; physical_utilisation: number | string }) =>
+    toInt(thick ? vdi.virtual_size : vdi.physical_utilisation)
   let required = 0
   for (const vm of vms) {
     // A copy that already exists (resume after `copied`) needs no more space.
@@ -443,9 +466,22 @@ function checkSpace(
       (vm.resume && vm.resume.step !== 'planned' && vm.resume.step !== 'copying')
     )
       continue
-    for (const disk of vm.disks) required += disk.physicalUtilisation
+    for (const disk of vm.disks) {
+      required += thick ? disk.virtualSize : disk.physicalUtilisation
+    }
     if (vm.suspendVdi !== undefined) {
-      required += toInt(source.vdis.get(vm.suspendVdi)?.physical_utilisation)
+      const vdi = source.vdis.get(vm.suspendVdi)
+      if (vdi !== undefined) required += size(vdi)
+    }
+    // A native migration brings the VM's snapshots and their disks along (a stream does not).
+    if (vm.method !== 'stream') {
+      for (const snapshot of source.vms.get(vm.ref)?.snapshots ?? []) {
+        for (const vbd of source.vms.get(snapshot)?.VBDs ?? []) {
+          const record = source.vbds.get(vbd)
+          const vdi = record?.type === 'Disk' ? source.vdis.get(record.VDI) : undefined
+          if (vdi !== undefined) required += size(vdi)
+        }
+      }
     }
   }
   const free = toInt(sr.physical_size) - toInt(sr.physical_utilisation)

@@ -34,6 +34,7 @@ export type MVm = {
   readonly VBDs: readonly string[]
   readonly VIFs: readonly string[]
   readonly suspend_VDI?: string
+  readonly snapshots?: readonly string[]
 }
 
 export type MVbd = {
@@ -56,6 +57,7 @@ export type MVdi = {
 export type MSr = {
   readonly uuid: string
   readonly name_label: string
+  readonly type?: string
   readonly content_type?: string
   readonly physical_size: IntLike
   readonly physical_utilisation: IntLike
@@ -117,6 +119,14 @@ export const MIGRATE_MARKER = 'xapi-ops-migrated-from'
  * restarts the source on failure). The export carries it: the copy's is removed.
  */
 export const SHUTDOWN_MARKER = 'xapi-ops-shut-down-for-migration'
+
+/**
+ * other_config key set on a copy once it is verified: `<source uuid>/<method>`. A copy carrying
+ * it for its source is never removed as a partial copy: a rerun (journal or not) adopts it and
+ * finishes the migration. Tied to the source's uuid, so that the key a copy carries on to a
+ * later migration of its own means nothing there.
+ */
+export const VERIFIED_MARKER = 'xapi-ops-migration-verified'
 
 /** Tag prefix of a source VM kept after its migration: `migrated-to:<pool>/<uuid>`. */
 export const MIGRATED_TAG_PREFIX = 'migrated-to:'

@@ -1,4 +1,5 @@
 import PQueue from 'p-queue'
+import { describeError } from '../../lib/errors.js'
 import type { RunReport } from '../../lib/results.js'
 import type { MigrateEvent } from './events.js'
 import { removeImportedNetworks } from '../transfer/imported-networks.js'
@@ -89,7 +90,13 @@ export async function runMigrations(
       })
     }
   }
-  await journal.flush()
+  // A journal that cannot be written any more (its disk full, its directory gone) must not
+  // hide what was done: the report still lists every VM.
+  const journalError = await journal.flush().then(
+    () => undefined,
+    (error: unknown) => `cannot write --journal ${journal.file}: ${describeError(error)}`
+  )
+  if (journalError !== undefined) emit({ kind: 'journal-error', error: journalError })
   const order = [...plan.vms.map((vm) => vm.uuid), ...plan.skipped.map((s) => s.uuid)]
   return {
     results: order.map((uuid) => results.get(uuid)!).filter(Boolean),
@@ -99,5 +106,6 @@ export async function runMigrations(
       journal: journal.file,
     },
     interrupted: signal.aborted,
+    ...(journalError !== undefined && { error: journalError }),
   }
 }

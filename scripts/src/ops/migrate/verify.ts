@@ -57,8 +57,13 @@ export async function verifyCopy(
   for (const want of expect.vifs) {
     const got = vifs.get(want.device)
     if (got === undefined) problems.push(`VIF ${want.device} is missing`)
-    else if (got.record.network !== want.network) {
-      problems.push(`VIF ${want.device} is not on network ${want.networkName}`)
+    else {
+      if (got.record.network !== want.network) {
+        problems.push(`VIF ${want.device} is not on network ${want.networkName}`)
+      }
+      if (want.mac && !sameMac(got.record.MAC, want.mac)) {
+        problems.push(`VIF ${want.device} has MAC ${got.record.MAC}, the source ${want.mac}`)
+      }
     }
   }
   if (problems.length > 0) {
@@ -81,11 +86,12 @@ async function vifsByDevice(
 }
 
 /**
- * Puts a stream copy's VIFs on the mapped networks: the import keeps each VIF's device and MAC
- * but picks networks by name, else by bridge, else makes one (import.ml `Net`). `VIF.move` where
- * the server has it (XenServer 7.1+), else destroy and create the VIF again with the same device,
- * MAC and MTU. A network the import made is left without VIFs: `removeImportedNetworks` removes
- * it once the batch is over.
+ * Puts a stream copy's VIFs on the mapped networks with the source's MACs: the import (not a
+ * restore) keeps each VIF's device but gives it a new MAC, and picks networks by name, else by
+ * bridge, else makes one (import.ml `Net`). A VIF with the right MAC on the wrong network is
+ * moved (`VIF.move`, XenServer 7.1+); otherwise it is destroyed and created again with the
+ * source's device, MAC and MTU (a MAC cannot be changed). A network the import made is left
+ * without VIFs: `removeImportedNetworks` removes it once the batch is over.
  */
 export async function repointVifs(
   dest: MigrateXapi,
@@ -97,14 +103,17 @@ export async function repointVifs(
   const vifs = await vifsByDevice(dest, vm, signal)
   for (const want of expect.vifs) {
     const got = vifs.get(want.device)
-    if (got?.record.network === want.network) continue
+    const macOk = !want.mac || (got !== undefined && sameMac(got.record.MAC, want.mac))
+    if (got?.record.network === want.network && macOk) continue
     if (got !== undefined) {
-      try {
-        await dest.call('VIF.move', [got.ref, want.network], { signal })
-        continue
-      } catch (error) {
-        // Older servers lack VIF.move (MESSAGE_METHOD_UNKNOWN); others may refuse it: recreate.
-        if (xapiCode(error) === undefined || signal?.aborted) throw error
+      if (macOk) {
+        try {
+          await dest.call('VIF.move', [got.ref, want.network], { signal })
+          continue
+        } catch (error) {
+          // Older servers lack VIF.move (MESSAGE_METHOD_UNKNOWN); others may refuse it: recreate.
+          if (xapiCode(error) === undefined || signal?.aborted) throw error
+        }
       }
       await dest.call('VIF.destroy', [got.ref], { signal })
     }
@@ -128,4 +137,8 @@ export async function repointVifs(
       { signal }
     )
   }
+}
+
+function sameMac(a: string | undefined, b: string): boolean {
+  return (a ?? '').toLowerCase() === b.toLowerCase()
 }
