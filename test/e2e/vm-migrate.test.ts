@@ -742,6 +742,12 @@ describe('vm-migrate', () => {
     expect(importMadeNetworks(sim)).toEqual([])
     const saved = JSON.parse(await readFile(journal, 'utf8'))
     const entry = (name: string) => saved.vms[findVm(poolA(sim), name)![1].uuid as string]
+    // The tasks of the killed run's imports are gone from the destination too.
+    const journaled = Object.values(
+      saved.vms as Record<string, { importTasks?: string[] }>
+    ).flatMap((e) => e.importTasks ?? [])
+    expect(journaled.length).toBeGreaterThan(0)
+    expect(journaled.filter((t) => poolB(sim).get(t) !== undefined)).toEqual([])
     expect(entry(finished)).toMatchObject({ status: 'done', importTasks: [expect.any(String)] })
     // The one that made the copy last, after the killed run's (if its import had begun).
     expect(entry(killedOne)).toMatchObject({ status: 'done' })

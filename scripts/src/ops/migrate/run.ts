@@ -3,6 +3,7 @@ import { describeError } from '../../lib/errors.js'
 import type { RunReport } from '../../lib/results.js'
 import type { MigrateEvent } from './events.js'
 import { removeImportedNetworks } from '../transfer/imported-networks.js'
+import { dropTask } from './cleanup.js'
 import { HostSlots } from './host-slots.js'
 import type { Journal } from './journal.js'
 import { migrateVm, type MigrateOptions, type MigrateResult } from './migrate-vm.js'
@@ -40,6 +41,7 @@ export async function runMigrations(
     emit,
     importTasks: new Set(journal.entries().flatMap((e) => e.importTasks ?? [])),
   }
+  const earlierImportTasks = [...ctx.importTasks]
   const results = new Map<string, MigrateResult>()
   for (const s of plan.skipped) {
     results.set(s.uuid, {
@@ -79,6 +81,10 @@ export async function runMigrations(
   await removeImportedNetworks(pools.dest, ctx.importTasks, (outcome) =>
     emit({ kind: 'network-cleanup', ...outcome })
   )
+  // The import tasks of a killed run stay in the destination's task list: gone with it now.
+  for (const task of earlierImportTasks) {
+    await dropTask(pools.dest, task, AbortSignal.timeout(60_000)).catch(() => {})
+  }
   for (const vm of plan.vms) {
     if (!results.has(vm.uuid)) {
       results.set(vm.uuid, {
